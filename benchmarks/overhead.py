@@ -1,0 +1,227 @@
+"""Step-time overhead of gradtrace.fit against model.fit, alternated in one process.
+
+    python benchmarks/overhead.py [--rounds 5] [--models mlp,cnn] [--variants ...]
+
+Every variant trains its own identically built model on the same synthetic
+data. A round runs one epoch of every variant in turn (A B C ... A B C ...),
+so machine noise hits all variants alike. A variant's step time in a round is
+the median interval between consecutive `on_train_batch_begin` calls (the
+first steps of the epoch, where the iterator starts, are dropped); the table
+gives the median over rounds and the ratio to model.fit.
+
+Variants:
+  keras          model.fit
+  keras_tb       model.fit + keras.callbacks.TensorBoard(histogram_freq=1, update_freq="batch")
+  gt_off         gradtrace.fit, every probe and the timing off, logdir=None
+  gt_timing      gradtrace.fit, probes off, per-step timing on, logdir=None
+  gt_default     gradtrace.fit, default Config, logdir set
+  gt_all         gradtrace.fit, histograms every step (histogram_every=1), logdir set
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import gradtrace  # noqa: E402
+
+SKIP = 3  # first intervals of an epoch: iterator start-up
+
+
+class _Clock(keras.callbacks.Callback):
+    # Only on_train_batch_begin: keeps Keras' async batch-end dispatch on.
+    def __init__(self):
+        super().__init__()
+        self.t = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.t.append(time.perf_counter())
+
+    def median_ms(self):
+        d = np.diff(self.t[SKIP:]) * 1e3
+        return float(np.median(d))
+
+
+def mlp():
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential(
+        [
+            keras.Input((784,)),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def cnn():
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Conv2D(16, 3, activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+MODELS = {
+    "mlp": (mlp, (784,), 128, 150),
+    "cnn": (cnn, (32, 32, 3), 64, 50),
+}
+
+OFF = dict(
+    gradients=False, weights=False, updates=False, activations=False, histograms=False
+)
+
+
+def make_variants(tmp):
+    def run_keras(model, x, y, bs, cb):
+        model.fit(
+            x, y, batch_size=bs, epochs=1, verbose=0, shuffle=False, callbacks=[cb]
+        )
+
+    def run_keras_tb(model, x, y, bs, cb):
+        tb = keras.callbacks.TensorBoard(
+            os.path.join(tmp, "ktb"), histogram_freq=1, update_freq="batch"
+        )
+        model.fit(
+            x, y, batch_size=bs, epochs=1, verbose=0, shuffle=False, callbacks=[cb, tb]
+        )
+
+    def gt(config, logdir):
+        def run(model, x, y, bs, cb):
+            gradtrace.fit(
+                model,
+                x,
+                y,
+                batch_size=bs,
+                epochs=1,
+                verbose=0,
+                shuffle=False,
+                callbacks=[cb],
+                config=config,
+                logdir=logdir,
+            )
+
+        return run
+
+    return {
+        "keras": run_keras,
+        "keras_tb": run_keras_tb,
+        "gt_off": gt(gradtrace.Config(**OFF, timing=False, console=False), None),
+        "gt_timing": gt(gradtrace.Config(**OFF, timing=True, console=False), None),
+        "gt_default": gt(
+            gradtrace.Config(console=False), os.path.join(tmp, "gt_default")
+        ),
+        "gt_all": gt(
+            gradtrace.Config(histogram_every=1, console=False),
+            os.path.join(tmp, "gt_all"),
+        ),
+    }
+
+
+def first_call_seconds(build, shape, bs):
+    """Seconds of the first epoch of one step: model.fit vs gradtrace (trace + compile)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(bs, *shape)).astype("float32")
+    y = rng.integers(0, 10, bs)
+    out = {}
+    for name, kw in (
+        ("keras", None),
+        ("gt_off", dict(**OFF, timing=False, console=False)),
+        ("gt_default", dict(console=False)),
+    ):
+        m = build()
+        t = time.perf_counter()
+        if kw is None:
+            m.fit(x, y, batch_size=bs, epochs=1, verbose=0)
+        else:
+            gradtrace.fit(
+                m,
+                x,
+                y,
+                batch_size=bs,
+                epochs=1,
+                verbose=0,
+                config=gradtrace.Config(**kw),
+            )
+        out[name] = time.perf_counter() - t
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--models", default="mlp,cnn")
+    p.add_argument(
+        "--variants", default="keras,keras_tb,gt_off,gt_timing,gt_default,gt_all"
+    )
+    p.add_argument("--no-first-call", action="store_true")
+    a = p.parse_args(argv)
+    names = a.variants.split(",")
+    tmp = tempfile.mkdtemp(prefix="gradtrace-bench-")
+    variants = make_variants(tmp)
+    print(
+        f"# python benchmarks/overhead.py --rounds {a.rounds} --models {a.models} --variants {a.variants}"
+    )
+    print(
+        f"# {os.cpu_count()} CPUs, keras {keras.__version__}, tensorflow {__import__('tensorflow').__version__}"
+    )
+    for model_name in a.models.split(","):
+        build, shape, bs, steps = MODELS[model_name]
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(bs * steps, *shape)).astype("float32")
+        y = rng.integers(0, 10, bs * steps)
+        models = {v: build() for v in names}
+        for v in names:  # warm-up: trace and compile every variant once
+            variants[v](models[v], x[: bs * 4], y[: bs * 4], bs, _Clock())
+        per = {v: [] for v in names}
+        for r in range(a.rounds):
+            order = names if r % 2 == 0 else names[::-1]
+            for v in order:
+                cb = _Clock()
+                variants[v](models[v], x, y, bs, cb)
+                per[v].append(cb.median_ms())
+        base = statistics.median(per["keras"]) if "keras" in per else None
+        print(f"\n## {model_name} (batch {bs}, {steps} steps/round, {a.rounds} rounds)")
+        print("| variant | median step ms | ratio to model.fit | per-round ms |")
+        print("|---|---|---|---|")
+        for v in names:
+            med = statistics.median(per[v])
+            ratio = f"{med / base:.3f}x" if base else "-"
+            rounds = " ".join(f"{t:.2f}" for t in per[v])
+            print(f"| {v} | {med:.3f} | {ratio} | {rounds} |")
+        if "gt_timing" in per and "gt_off" in per:
+            print(
+                f"\ntiming on / off: {statistics.median(per['gt_timing']) / statistics.median(per['gt_off']):.3f}x"
+            )
+        if not a.no_first_call:
+            fc = first_call_seconds(build, shape, bs)
+            print(
+                "first call (trace + compile + 1 step), s: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in fc.items())
+            )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

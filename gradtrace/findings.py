@@ -1,0 +1,160 @@
+"""`gradtrace.Finding` and the book that keeps one finding per (kind, layer).
+
+Data contract: a `Finding` serialises to exactly its fields
+(`dataclasses.asdict`); `findings.jsonl` holds one such object per line per
+state change (first detection, then every update of `last_step`/`count`).
+This module never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+__all__ = ["Finding", "KINDS", "SEVERITIES"]
+
+# Every kind gradtrace can raise, with its default severity. Order = display
+# order for equal severity.
+KINDS = {
+    "non_finite": "error",
+    "exploding_gradient": "error",
+    "loss_divergence": "error",
+    "vanishing_gradient": "warning",
+    "dead_relu": "warning",
+    "saturation": "warning",
+    "update_ratio": "warning",
+    "slow_step": "warning",
+    "input_bound": "warning",
+    "retracing": "warning",
+}
+SEVERITIES = ("error", "warning")
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One diagnosed problem, for one layer (or the whole model).
+
+    Attributes:
+        kind: e.g. ``"dead_relu"``; see the README for every kind.
+        severity: ``"warning"`` or ``"error"``.
+        step: first global step (0-based optimizer step) where it was seen.
+        last_step: last step where it was seen.
+        count: in how many checks it was seen.
+        layer: the Keras ``layer.name`` it points at, ``None`` if model-wide.
+        value: the measured statistic that triggered it.
+        threshold: the threshold it crossed.
+        message: one sentence, for a person.
+        hint: the most likely fix, for a person.
+
+    Example:
+
+    ```python
+    for f in history.findings:
+        print(f.kind, f.layer, f.step, f.message)
+    ```
+    """
+
+    kind: str
+    severity: str
+    step: int
+    last_step: int
+    count: int
+    layer: str | None
+    value: float | None
+    threshold: float | None
+    message: str
+    hint: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Finding:
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in d]
+        if missing:
+            raise ValueError(
+                f"A finding record needs the fields {names}. Missing: {missing}. "
+                f"Received: {d!r}."
+            )
+        return cls(**{n: d[n] for n in names})
+
+
+class FindingBook:
+    """Keeps one `Finding` per (kind, layer); reports every state change.
+
+    `on_change(finding, is_new)` is called for each first detection and each
+    update, so sinks (console, jsonl, TensorBoard) stay in sync.
+    """
+
+    def __init__(self, on_change: Callable[[Finding, bool], None] | None = None):
+        self._by_key: dict[tuple[str, str | None], Finding] = {}
+        self._on_change = on_change
+
+    def add(
+        self,
+        kind: str,
+        step: int,
+        *,
+        layer: str | None = None,
+        value: float | None = None,
+        threshold: float | None = None,
+        message: str,
+        hint: str,
+        severity: str | None = None,
+    ) -> Finding:
+        key = (kind, layer)
+        old = self._by_key.get(key)
+        if old is None:
+            f = Finding(
+                kind=kind,
+                severity=severity or KINDS.get(kind, "warning"),
+                step=int(step),
+                last_step=int(step),
+                count=1,
+                layer=layer,
+                value=_finite_or_none(value),
+                threshold=_finite_or_none(threshold),
+                message=message,
+                hint=hint,
+            )
+        else:
+            f = dataclasses.replace(old, last_step=int(step), count=old.count + 1)
+        self._by_key[key] = f
+        if self._on_change is not None:
+            self._on_change(f, old is None)
+        return f
+
+    def get(self, kind: str, layer: str | None = None) -> Finding | None:
+        return self._by_key.get((kind, layer))
+
+    @property
+    def findings(self) -> list[Finding]:
+        """In order of first occurrence (dicts keep insertion order)."""
+        return list(self._by_key.values())
+
+    @property
+    def has_error(self) -> bool:
+        return any(f.severity == "error" for f in self._by_key.values())
+
+
+def _finite_or_none(x) -> float | None:
+    # findings.jsonl is strict JSON: NaN/Inf have no representation there.
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def sort_worst_first(findings: list[Finding]) -> list[Finding]:
+    """Errors before warnings, then by kind order, then by first step."""
+    order = list(KINDS)
+    return sorted(
+        findings,
+        key=lambda f: (
+            SEVERITIES.index(f.severity) if f.severity in SEVERITIES else 9,
+            order.index(f.kind) if f.kind in order else len(order),
+            f.step,
+        ),
+    )

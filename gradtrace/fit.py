@@ -1,0 +1,365 @@
+"""`gradtrace.fit`: the host loop, a drop-in for `model.fit`.
+
+It is Keras' own `fit` (keras/src/backend/tensorflow/trainer.py) with three
+changes: the batch is fetched on the host (so the wait for data is timed),
+the step is gradtrace's probed `TrainStep`, and after each step the packed
+statistics become records once, feed the detectors and go to the sinks.
+Data handling (data adapters, `validation_split`, the epoch iterator),
+callbacks (`CallbackList` with History and the progress bar) and validation
+(`model.evaluate`) are Keras' own objects, so behaviour matches `model.fit`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import keras
+import numpy as np
+
+from . import errors
+from .config import Config
+from .diagnose import Diagnoser
+from .findings import FindingBook
+from .history import TraceHistory
+from .records import LAYER_FIELDS, StepStats
+from .step import cached_step
+from .timing import StepClock, retrace_reason, spec_of
+
+
+def fit(
+    model,
+    x=None,
+    y=None,
+    batch_size=None,
+    epochs=1,
+    verbose="auto",
+    callbacks=None,
+    validation_split=0.0,
+    validation_data=None,
+    shuffle=True,
+    class_weight=None,
+    sample_weight=None,
+    initial_epoch=0,
+    steps_per_epoch=None,
+    validation_steps=None,
+    validation_freq=1,
+    *,
+    logdir=None,
+    config=None,
+) -> TraceHistory:
+    """Trains `model` exactly as `model.fit` would, and traces why it is slow or broken.
+
+    Arguments up to `validation_freq` mean what they mean for
+    `keras.Model.fit`. The model must be compiled.
+
+    Args:
+        model: a compiled `keras.Model`.
+        logdir: folder for TensorBoard event files (`train/`, `validation/`)
+            and `findings.jsonl`; `None` records nothing to disk but still
+            diagnoses (findings on the returned history, console warnings).
+        config: a `gradtrace.Config`; `None` means defaults.
+
+    Returns:
+        A `gradtrace.TraceHistory` (a `keras.callbacks.History`) with
+        `.findings`, `.logdir` and `.step_times`.
+
+    Example:
+
+    ```python
+    history = gradtrace.fit(model, x, y, batch_size=64, epochs=5,
+                            validation_split=0.1, logdir="runs/a")
+    ```
+    """
+    from keras.src.backend.tensorflow.trainer import TFEpochIterator
+    from keras.src.trainers.data_adapters import array_slicing, data_adapter_utils
+
+    config = Config() if config is None else config
+    errors.check_fit_args(
+        model=model,
+        x=x,
+        y=y,
+        batch_size=batch_size,
+        epochs=epochs,
+        verbose=verbose,
+        callbacks=callbacks,
+        validation_split=validation_split,
+        validation_data=validation_data,
+        shuffle=shuffle,
+        class_weight=class_weight,
+        sample_weight=sample_weight,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=steps_per_epoch,
+        validation_steps=validation_steps,
+        validation_freq=validation_freq,
+        logdir=logdir,
+        config=config,
+    )
+    logdir = _prepare_logdir(logdir)
+
+    model._eval_epoch_iterator = None
+    if validation_split and validation_data is None:
+        (x, y, sample_weight), validation_data = array_slicing.train_validation_split(
+            (x, y, sample_weight), validation_split=validation_split
+        )
+    if validation_data is not None:
+        val_x, val_y, val_sample_weight = data_adapter_utils.unpack_x_y_sample_weight(
+            validation_data
+        )
+
+    epoch_iterator = TFEpochIterator(
+        x=x,
+        y=y,
+        sample_weight=sample_weight,
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        shuffle=shuffle,
+        class_weight=class_weight,
+        distribute_strategy=model.distribute_strategy,
+        steps_per_execution=1,
+    )
+    model._maybe_symbolic_build(iterator=epoch_iterator)
+    epoch_iterator.reset()
+    if not model.optimizer.built:
+        # Under a strategy the optimizer's slots must exist before the step is
+        # traced; building eagerly here is what model.fit does on first call.
+        with model.distribute_strategy.scope():
+            model.optimizer.build(model.trainable_variables)
+
+    history = TraceHistory(logdir)
+    cbs = list(callbacks or [])
+    callback_list = keras.callbacks.CallbackList(
+        [*cbs, history],
+        add_history=True,
+        add_progbar=verbose != 0,
+        verbose=verbose,
+        epochs=epochs,
+        steps=epoch_iterator.num_batches,
+        model=model,
+    )
+
+    run = _Run(model, config, logdir, history)
+    model.stop_training = False
+    try:
+        callback_list.on_train_begin()
+        training_logs = None
+        logs = {}
+        initial_epoch = model._initial_epoch or initial_epoch
+        for epoch in range(initial_epoch, epochs):
+            model.reset_metrics()
+            callback_list.on_epoch_begin(epoch)
+            steps_run = 0
+            with epoch_iterator.catch_stop_iteration():
+                for begin_step, end_step, iterator in epoch_iterator:
+                    run.clock.start()
+                    callback_list.on_train_batch_begin(begin_step)
+                    data = next(iterator)
+                    out = run.step(data, epoch)
+                    logs = out["logs"]
+                    callback_list.on_train_batch_end(end_step, logs)
+                    run.after_step()
+                    steps_run += 1
+                    if model.stop_training:
+                        break
+            if steps_run == 0 and epoch == initial_epoch:
+                raise ValueError(
+                    "gradtrace.fit received no training data: the first epoch "
+                    "produced no batch. Received: x of type "
+                    f"{type(x).__name__}. Check that the dataset/generator is "
+                    "not empty (and not already exhausted), or pass "
+                    "`steps_per_epoch` with a repeated dataset."
+                )
+            epoch_logs = dict(model._get_metrics_result_or_logs(logs))
+            if validation_data is not None and model._should_eval(
+                epoch, validation_freq
+            ):
+                if getattr(model, "_eval_epoch_iterator", None) is None:
+                    model._eval_epoch_iterator = TFEpochIterator(
+                        x=val_x,
+                        y=val_y,
+                        sample_weight=val_sample_weight,
+                        batch_size=batch_size,
+                        distribute_strategy=model.distribute_strategy,
+                        steps_per_execution=1,
+                        steps_per_epoch=validation_steps,
+                        shuffle=False,
+                    )
+                val_logs = model.evaluate(
+                    x=val_x,
+                    y=val_y,
+                    sample_weight=val_sample_weight,
+                    batch_size=batch_size,
+                    steps=validation_steps,
+                    callbacks=callback_list,
+                    return_dict=True,
+                    _use_cached_eval_dataset=True,
+                )
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            callback_list.on_epoch_end(epoch, epoch_logs)
+            run.epoch_end(epoch, epoch_logs)
+            training_logs = epoch_logs
+            if model.stop_training:
+                break
+        if isinstance(model.optimizer, keras.optimizers.Optimizer) and epochs > 0:
+            model.optimizer.finalize_variable_values(model.trainable_weights)
+        if getattr(model, "_eval_epoch_iterator", None) is not None:
+            del model._eval_epoch_iterator
+        run.finish()
+        callback_list.on_train_end(logs=training_logs)
+    finally:
+        run.close()
+    return history
+
+
+def _prepare_logdir(logdir):
+    if logdir is None:
+        return None
+    path = os.fspath(logdir)
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise errors.LogdirError(
+            f"`logdir` cannot be written: {e.strerror or e}. Received: "
+            f"logdir={path!r}. Pass a folder you can create and write to, "
+            "or logdir=None to record nothing to disk."
+        ) from e
+    return path
+
+
+class _Run:
+    """Per-fit host state: the compiled step, the clock, records and sinks."""
+
+    def __init__(self, model, config: Config, logdir, history: TraceHistory):
+        self.model = model
+        self.config = config
+        self.history = history
+        self.step_fn = cached_step(model, config)
+        self.clock = StepClock()
+        self.tb = None
+        self.jsonl = None
+        self.console = None
+        if logdir is not None:
+            from .sinks.jsonl import JsonlSink
+            from .sinks.tensorboard import TensorBoardSink
+            from .tags import FINDINGS_FILE
+
+            self.tb = TensorBoardSink(logdir)
+            self.jsonl = JsonlSink(os.path.join(logdir, FINDINGS_FILE))
+        if config.console:
+            from .sinks.console import ConsoleSink
+
+            self.console = ConsoleSink()
+        self.book = FindingBook(self._on_finding)
+        self.diagnoser = None
+        self.global_step = int(np.asarray(model.optimizer.iterations))
+        self._prev_spec = {"light": None, "heavy": None}
+        self._n_params = None
+        self._pending = None
+
+    # -- per step -----------------------------------------------------------
+    def step(self, data, epoch):
+        self.clock.data_ready()
+        cfg = self.config
+        step = self.global_step
+        variant = "light"
+        if self.step_fn.heavy is not None and step % cfg.histogram_every == 0:
+            variant = "heavy"
+        counts = self.step_fn.trace_counts
+        traces = counts[variant]
+        out = getattr(self.step_fn, variant)(data)
+        stats = out["stats"].numpy() if "stats" in out else None
+        loss = float(out["loss"].numpy())
+        self.clock.compute_done()
+        retraced = counts[variant] != traces
+        reason = None
+        if cfg.timing:
+            spec = spec_of(data)
+            if retraced:
+                reason = (
+                    f"first call of the {variant} step (trace and compile)"
+                    if traces == 0
+                    else retrace_reason(self._prev_spec[variant], spec)
+                )
+            self._prev_spec[variant] = spec
+        self._pending = (step, epoch, retraced, reason, stats, loss, out.get("hists"))
+        return out
+
+    def after_step(self):
+        import time
+
+        step, epoch, retraced, reason, packed, loss, hists = self._pending
+        self._pending = None
+        if self.diagnoser is None:
+            self._start_diagnosis()
+        stats = self._record(step, epoch, loss, packed)
+        self.diagnoser.observe_stats(stats)
+        if self.tb is not None and step % self.config.write_every == 0:
+            self.tb.step_stats(stats, loss_only=packed is None)
+        if hists is not None and self.tb is not None:
+            self.tb.histograms(step, {k: v.numpy() for k, v in hists.items()})
+            self.diagnoser.heatmaps(self.tb, step)
+        if self.diagnoser.stop_requested and self.config.stop_on_non_finite:
+            self.model.stop_training = True
+        self.global_step = step + 1
+        if self.config.timing:
+            t = self.clock.finish(step, epoch, retraced, reason, time.perf_counter())
+            self.history.step_times.append(t)
+            self.diagnoser.observe_time(t)
+            if self.tb is not None and step % self.config.write_every == 0:
+                self.tb.step_time(t)
+
+    def _start_diagnosis(self):
+        infos = self.step_fn.layer_infos or ()
+        self._n_params = np.array([i.n_params for i in infos], dtype=np.float64)
+        self.diagnoser = Diagnoser(self.config, infos, self.book)
+
+    def _record(self, step, epoch, loss, packed) -> StepStats:
+        names = self.step_fn.layer_names
+        values = {}
+        if packed is not None:
+            values = {
+                f: packed[:, j].astype(np.float64) for j, f in enumerate(LAYER_FIELDS)
+            }
+        values["n_params"] = self._n_params
+        return StepStats(step=step, epoch=epoch, loss=loss, layers=names, values=values)
+
+    # -- per epoch / end ----------------------------------------------------
+    def epoch_end(self, epoch, logs):
+        if self.tb is not None:
+            logs = dict(logs)
+            lr = _learning_rate(self.model.optimizer)
+            if lr is not None and "learning_rate" not in logs:
+                logs["learning_rate"] = lr
+            self.tb.epoch(epoch, logs)
+
+    def finish(self):
+        if self.diagnoser is not None:
+            self.diagnoser.finish()
+
+    def close(self):
+        self.history.findings = self.book.findings
+        if self.tb is not None:
+            self.tb.close()
+        if self.jsonl is not None:
+            self.jsonl.close()
+
+    def _on_finding(self, finding, is_new):
+        self.history.findings = self.book.findings
+        if self.jsonl is not None:
+            self.jsonl.write(finding)
+        if self.console is not None:
+            self.console.write(finding, is_new)
+        if self.tb is not None and is_new:
+            from .sinks.console import format_finding
+
+            self.tb.finding(finding.step, format_finding(finding))
+
+
+def _learning_rate(optimizer):
+    opt = getattr(optimizer, "inner_optimizer", optimizer)
+    try:
+        return float(np.asarray(opt.learning_rate))
+    except (TypeError, ValueError, AttributeError):
+        return None

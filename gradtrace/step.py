@@ -1,0 +1,297 @@
+"""gradtrace's own training step: one `tf.GradientTape` pass, probed in-graph.
+
+`TrainStep` builds, once per fit, up to two compiled functions over the same
+Python body (Keras' `train_step`, reproduced): a *light* one run every step
+and a *heavy* one (the light outputs plus histogram buckets) run every
+`Config.histogram_every` steps. Both are `tf.function(reduce_retracing=True,
+jit_compile=model.jit_compile)`; they are traced on first use and reused.
+
+Data contract of one call, `step(data) -> dict` of tensors:
+
+    "logs":  the model's metrics, as `model.compute_metrics` returns them
+    "loss":  scalar float32, the step's total loss (regularization included,
+             loss scaling undone)
+    "stats": [n_layers, len(records.LAYER_FIELDS)] float32, rows in forward
+             order (`TrainStep.layer_infos`), NaN = not measured; only when a
+             probe family is on
+    "hists": {tag: [bins, 3] float32}; heavy step only
+
+All statistics come from the tensors of the pass that trains the model: the
+tape's gradients (before any clipping by the optimizer, unscaled under loss
+scaling), the variables just before and just after `optimizer.apply`, and the
+layer outputs of the training forward pass (see `probes.capture`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+
+import numpy as np
+import tensorflow as tf
+from keras import tree
+
+from . import layers as layers_mod
+from . import tags
+from .probes import stats as st
+from .probes.capture import capture_outputs
+from .records import ACT_FIELDS, GRAD_FIELDS, LAYER_FIELDS, LayerInfo
+
+_NAN = float("nan")
+HIST_BINS = 30
+
+
+def _unpack(data):
+    # Keras' own unpacking of (x,), (x, y), (x, y, sample_weight).
+    from keras.src.trainers.data_adapters import data_adapter_utils
+
+    return data_adapter_utils.unpack_x_y_sample_weight(data)
+
+
+def _none_for_optionals(data):
+    # Keras turns (nested) tf.experimental.Optional inputs into None.
+    return tree.map_structure(
+        lambda i: None if isinstance(i, tf.experimental.Optional) else i, data
+    )
+
+
+def cached_step(model, config) -> TrainStep:
+    """The model's TrainStep for this config, built once and reused.
+
+    Like Keras' `model.train_function`, the compiled step lives as long as
+    the model and its compiled state: a new `compile()` (new optimizer, loss
+    or metrics objects) or another config builds a new one.
+    """
+    key = (
+        config,
+        id(model.optimizer),
+        id(getattr(model, "_compile_loss", None)),
+        id(getattr(model, "_compile_metrics", None)),
+        model.run_eagerly,
+        model.jit_compile,
+    )
+    cached = model.__dict__.get("_gradtrace_step")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    step = TrainStep(model, config)
+    # Bypass Keras' attribute tracking: this is a cache, not model state.
+    object.__setattr__(model, "_gradtrace_step", (key, step))
+    return step
+
+
+class TrainStep:
+    """The compiled train step(s) of one `gradtrace.fit` call."""
+
+    def __init__(self, model, config):
+        self.model = model
+        self.config = config
+        self.probed = config.probes_on
+        self.units = (
+            layers_mod.select(layers_mod.leaf_layers(model), config.layers)
+            if self.probed
+            else []
+        )
+        tw = model.trainable_weights
+        index = {id(v): i for i, v in enumerate(tw)}
+        self._var_idx = [
+            [index[id(v)] for v in u.trainable_weights if id(v) in index]
+            for u in self.units
+        ]
+        self._scale = getattr(model.optimizer, "dynamic_scale", None)
+        self.layer_infos: tuple[LayerInfo, ...] | None = None
+        self.trace_counts = {"light": 0, "heavy": 0}
+        self.light = self._compile(heavy=False)
+        self.heavy = (
+            self._compile(heavy=True) if (config.histograms and self.probed) else None
+        )
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return tuple(i.name for i in self.layer_infos or ())
+
+    def _compile(self, heavy: bool):
+        fn = functools.partial(self._replica_step, heavy=heavy)
+        strategy = self.model.distribute_strategy
+        variant = "heavy" if heavy else "light"
+
+        @tf.autograph.experimental.do_not_convert
+        def step(data):
+            self.trace_counts[variant] += (
+                1  # Python side effect: runs only when tracing
+            )
+            data = _none_for_optionals(data)
+            return strategy.run(fn, args=(data,))
+
+        if self.model.run_eagerly:
+            return step
+        return tf.function(
+            step, reduce_retracing=True, jit_compile=bool(self.model.jit_compile)
+        )
+
+    # -- the step body (pure tensor code) -----------------------------------
+    def _replica_step(self, data, heavy: bool):
+        from keras.src.losses import loss as loss_module
+
+        model = self.model
+        cfg = self.config
+        x, y, sample_weight = _unpack(data)
+        capture_layers = self.units if cfg.activations else []
+        with capture_outputs(capture_layers) as acts, tf.GradientTape() as tape:
+            if model._call_has_training_arg:
+                y_pred = model(x, training=True)
+            else:
+                y_pred = model(x)
+            loss = model._compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            batch = tf.shape(next(i for i in tree.flatten(x) if i is not None))[0]
+            model._loss_tracker.update_state(
+                loss_module.unscale_loss_for_distribution(loss), sample_weight=batch
+            )
+            scaled_loss = model.optimizer.scale_loss(loss)
+        out = {"loss": tf.cast(loss, tf.float32)}
+        tw = model.trainable_weights
+        if tw:
+            grads = tape.gradient(scaled_loss, tw)
+            probe_grads = grads
+            if self._scale is not None and cfg.gradients:
+                inv = 1.0 / tf.cast(self._scale, tf.float32)
+                probe_grads = [
+                    None if g is None else tf.cast(g, tf.float32) * inv for g in grads
+                ]
+            before = None
+            if cfg.updates and self.probed:
+                before = {
+                    i: tf.identity(tw[i].value) for idx in self._var_idx for i in idx
+                }
+            model.optimizer.apply_gradients(zip(grads, tw))
+        else:
+            warnings.warn(
+                "The model does not have any trainable weights.", stacklevel=2
+            )
+            grads = probe_grads = []
+            before = None
+        out["logs"] = model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if self.probed:
+            out["stats"], order = self._stats(
+                probe_grads, before, acts, y_pred, loss, heavy
+            )
+            if heavy:
+                out["hists"] = self._hists(probe_grads, acts, order)
+        return out
+
+    def _stats(self, grads, before, acts, y_pred, loss, heavy):
+        cfg = self.config
+        tw = self.model.trainable_weights
+        # Forward order: layers in the order their outputs were produced,
+        # then layers that own weights but whose output was not captured.
+        pos = {id(u): k for k, u in enumerate(self.units)}
+        order = [pos[i] for i in acts if i in pos]
+        done = set(order)
+        order += [
+            k for k in range(len(self.units)) if k not in done and self._var_idx[k]
+        ]
+        outputs = [t for t in tree.flatten(y_pred) if isinstance(t, tf.Tensor)]
+        nan = tf.constant(_NAN)
+        rows, infos, layer_grads, layer_acts = [], [], [], []
+        for k in order:
+            unit = self.units[k]
+            idx = [i for i in self._var_idx[k]]
+            with_grad = [i for i in idx if grads[i] is not None]
+            g = [grads[i] for i in with_grad]
+            if cfg.gradients and g:
+                n = sum(int(np.prod(tw[i].shape)) for i in with_grad)
+                gs = tf.unstack(st.grad_stats(g, n, heavy))
+            else:
+                gs = [nan] * len(GRAD_FIELDS)
+            values = [tw[i].value for i in idx]
+            w_norm = st.norm(values) if (cfg.weights or cfg.updates) and values else nan
+            if before is not None and idx:
+                u_norm = st.update_norm([before[i] for i in idx], values)
+            else:
+                u_norm = nan
+            t = acts.get(id(unit))
+            kind = layers_mod.activation_kind(unit)
+            a = (
+                tf.unstack(st.act_stats(t, kind, heavy))
+                if t is not None
+                else [nan] * len(ACT_FIELDS)
+            )
+            rows.append([*gs, w_norm, u_norm, *a])
+            layer_grads.append(g if cfg.gradients else [])
+            layer_acts.append(t)
+            n_units = (
+                int(t.shape[-1])
+                if t is not None and t.shape.rank and t.shape[-1] is not None
+                else 0
+            )
+            is_output = t is not None and any(t is o for o in outputs)
+            infos.append(
+                layers_mod.layer_info(unit, n_units=n_units, is_output=is_output)
+            )
+        if infos and not any(i.is_output for i in infos):
+            last = max(
+                (j for j, k in enumerate(order) if id(self.units[k]) in acts),
+                default=None,
+            )
+            if last is not None:
+                infos[last] = dataclasses.replace(infos[last], is_output=True)
+        self.layer_infos = tuple(infos)
+        if not rows:
+            return tf.zeros([0, len(LAYER_FIELDS)]), order
+
+        # Exact non-finite counts: always on heavy steps, otherwise only when
+        # a norm already shows a NaN/Inf (one cond for the whole step).
+        g_col = LAYER_FIELDS.index("grad_nonfinite")
+        a_col = LAYER_FIELDS.index("act_nonfinite")
+
+        def counts():
+            gc = [st.count_nonfinite(g) if g else nan for g in layer_grads]
+            ac = [st.count_nonfinite([t]) if t is not None else nan for t in layer_acts]
+            return tf.stack(gc), tf.stack(ac)
+
+        def zeros():
+            gc = [tf.constant(0.0) if g else nan for g in layer_grads]
+            ac = [tf.constant(0.0) if t is not None else nan for t in layer_acts]
+            return tf.stack(gc), tf.stack(ac)
+
+        if heavy:
+            gcount, acount = counts()
+        else:
+            cols = [
+                LAYER_FIELDS.index(f) for f in ("grad_norm", "weight_norm", "act_std")
+            ]
+            checks = [tf.cast(loss, tf.float32)] + [
+                r[j] for r in rows for j in cols if r[j] is not nan
+            ]
+            bad = tf.reduce_any(~tf.math.is_finite(tf.stack(checks)))
+            gcount, acount = tf.cond(bad, counts, zeros)
+        gcount, acount = tf.unstack(gcount), tf.unstack(acount)
+        for r, gc, ac in zip(rows, gcount, acount):
+            r[g_col] = gc
+            r[a_col] = ac
+        return tf.stack([tf.stack(r) for r in rows]), order
+
+    def _hists(self, grads, acts, order):
+        cfg = self.config
+        tw = self.model.trainable_weights
+        out = {}
+        for k in order:
+            unit = self.units[k]
+            for i in self._var_idx[k]:
+                vname = tw[i].name
+                if cfg.gradients and grads[i] is not None:
+                    out[tags.layer_tag("gradients", unit.name, vname)] = st.histogram(
+                        grads[i], HIST_BINS
+                    )
+                if cfg.weights:
+                    out[tags.layer_tag("weights", unit.name, vname)] = st.histogram(
+                        tw[i].value, HIST_BINS
+                    )
+            t = acts.get(id(unit))
+            if cfg.activations and t is not None:
+                out[tags.layer_tag("activations", unit.name, "histogram")] = (
+                    st.histogram(t, HIST_BINS)
+                )
+        return out
