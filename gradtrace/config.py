@@ -59,6 +59,12 @@ class Config:
     console: bool = True
     stop_on_non_finite: bool = True
 
+    # --- diagnosis thresholds (gradtrace/detectors/, owned by the diagnosis work) ---
+    # --- end diagnosis thresholds ---
+
+    # --- timing thresholds (slow_step / input_bound / retracing, profiler) ---
+    # --- end timing thresholds ---
+
     def __post_init__(self):
         for name in (
             "gradients",
@@ -86,6 +92,10 @@ class Config:
                     f"layer.name). Received: layers={self.layers!r}."
                 )
             object.__setattr__(self, "layers", tuple(self.layers))
+        # --- diagnosis validation ---
+        # --- end diagnosis validation ---
+        # --- timing validation ---
+        # --- end timing validation ---
 
     @property
     def probes_on(self) -> bool:

@@ -235,6 +235,7 @@ class _Run:
         self.model = model
         self.config = config
         self.history = history
+        self.logdir = logdir
         self.step_fn = cached_step(model, config)
         self.clock = StepClock()
         self.tb = None
@@ -312,6 +313,10 @@ class _Run:
 
     def _start_diagnosis(self):
         infos = self.step_fn.layer_infos or ()
+        if self.logdir is not None:
+            from . import runinfo
+
+            runinfo.write(self.logdir, self.config, infos)
         self._n_params = np.array([i.n_params for i in infos], dtype=np.float64)
         self.diagnoser = Diagnoser(self.config, infos, self.book)
 
