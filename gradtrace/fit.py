@@ -24,6 +24,7 @@ from .findings import FindingBook
 from .history import TraceHistory
 from .records import LAYER_FIELDS, StepStats
 from .step import cached_step
+from .profiler import StepProfiler
 from .timing import StepClock, retrace_reason, spec_of
 
 
@@ -151,8 +152,11 @@ def fit(
             steps_run = 0
             with epoch_iterator.catch_stop_iteration():
                 for begin_step, end_step, iterator in epoch_iterator:
+                    if run.profiler is not None:
+                        run.profiler.begin_step(run.global_step)
                     run.clock.start()
                     callback_list.on_train_batch_begin(begin_step)
+                    run.clock.fetch()
                     data = next(iterator)
                     out = run.step(data, epoch)
                     logs = out["logs"]
@@ -238,6 +242,7 @@ class _Run:
         self.logdir = logdir
         self.step_fn = cached_step(model, config)
         self.clock = StepClock()
+        self.profiler = StepProfiler.from_config(config, logdir)
         self.tb = None
         self.jsonl = None
         self.console = None
@@ -285,13 +290,13 @@ class _Run:
                 )
             self._prev_spec[variant] = spec
         self._pending = (step, epoch, retraced, reason, stats, loss, out.get("hists"))
+        self._record_step()
         return out
 
-    def after_step(self):
-        import time
-
+    def _record_step(self):
+        # Before the callbacks: a step that ran is recorded even if a callback
+        # raises right after it.
         step, epoch, retraced, reason, packed, loss, hists = self._pending
-        self._pending = None
         if self.diagnoser is None:
             self._start_diagnosis()
         stats = self._record(step, epoch, loss, packed)
@@ -304,12 +309,19 @@ class _Run:
         if self.diagnoser.stop_requested and self.config.stop_on_non_finite:
             self.model.stop_training = True
         self.global_step = step + 1
+
+    def after_step(self):
+        """After the callbacks: closes the step's clock."""
+        step, epoch, retraced, reason = self._pending[:4]
+        self._pending = None
         if self.config.timing:
-            t = self.clock.finish(step, epoch, retraced, reason, time.perf_counter())
+            t = self.clock.finish(step, epoch, retraced, reason, self.clock.now())
             self.history.step_times.append(t)
             self.diagnoser.observe_time(t)
             if self.tb is not None and step % self.config.write_every == 0:
                 self.tb.step_time(t)
+        if self.profiler is not None:
+            self.profiler.end_step(step)
 
     def _start_diagnosis(self):
         infos = self.step_fn.layer_infos or ()
@@ -344,6 +356,8 @@ class _Run:
             self.diagnoser.finish()
 
     def close(self):
+        if self.profiler is not None:
+            self.profiler.close()
         self.history.findings = self.book.findings
         if self.tb is not None:
             self.tb.close()
@@ -352,6 +366,8 @@ class _Run:
 
     def _on_finding(self, finding, is_new):
         self.history.findings = self.book.findings
+        if self.profiler is not None and finding.kind == "slow_step":
+            self.profiler.slow_step(finding.last_step)
         if self.jsonl is not None:
             self.jsonl.write(finding)
         if self.console is not None:

@@ -1,9 +1,25 @@
 """The step clock: data / compute / host split, device sync, retrace reasons.
 
-Host code. `StepClock` is read around each step by the fit loop; the clock
-stops for `compute_ms` only after the device finished the step: on CPU a
-`tf.function` call returns when its work is done; on GPU,
-`tf.test.experimental.sync_devices()` waits for every device.
+Host code. The fit loop reads one `StepClock` around each step:
+
+    start()          the step begins (before `on_train_batch_begin`)
+    fetch()          the input pipeline's `next` is called
+    data_ready()     the batch is on the host
+    compute_done()   the compiled step finished on the device
+    finish(...)      the step's host work is done; returns a `StepTime`
+
+so that ``data_ms = data_ready - fetch`` (blocked in the input pipeline
+only), ``compute_ms = compute_done - data_ready`` and ``host_ms`` is the rest
+of ``total_ms = finish - start`` (callbacks, progress bar, summaries,
+gradtrace's own bookkeeping). The creation of an epoch's iterator, validation
+and ``on_epoch_*`` callbacks fall between steps and are in no step.
+
+Device synchronisation: on CPU a `tf.function` call returns when its work is
+done (and the step's outputs are fetched with ``.numpy()`` before
+`compute_done`). When a GPU or TPU is visible, `compute_done` first calls
+`tf.test.experimental.sync_devices()`, which returns once every device is idle,
+so asynchronous kernels are charged to `compute_ms`, not to the next step.
+Only the CPU path has been exercised here.
 """
 
 from __future__ import annotations
@@ -15,16 +31,64 @@ from keras import tree
 
 from .records import StepTime
 
+__all__ = [
+    "StepClock",
+    "DeviceMemory",
+    "make_device_sync",
+    "retrace_reason",
+    "spec_of",
+]
+
+FIRST_CALL = "first call"  # prefix of the reason of a variant's first trace
+
 
 def make_device_sync():
-    """A no-argument callable that returns once all devices are idle."""
+    """A no-argument callable that returns once all devices are idle.
+
+    A no-op on CPU-only hosts (a compiled call is already synchronous there);
+    `tf.test.experimental.sync_devices` when a GPU or TPU is visible.
+    """
     if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
         return tf.test.experimental.sync_devices
     return lambda: None
 
 
+class DeviceMemory:
+    """Peak memory of one device since the previous read (MiB), if supported.
+
+    `tf.config.experimental.get_memory_info` / `reset_memory_stats` are not
+    implemented for every device; any error disables the probe for the run
+    (`peak_mb()` then returns None).
+
+    Args:
+        device: e.g. ``"GPU:0"``. `DeviceMemory.default()` picks the first GPU,
+            or returns None on a CPU-only host (off by default there).
+    """
+
+    def __init__(self, device: str):
+        self.device = device
+        self.ok = True
+
+    @classmethod
+    def default(cls) -> DeviceMemory | None:
+        gpus = tf.config.list_logical_devices("GPU")
+        return cls("GPU:0") if gpus else None
+
+    def peak_mb(self) -> float | None:
+        """The peak since the last call, then resets the peak counter."""
+        if not self.ok:
+            return None
+        try:
+            peak = tf.config.experimental.get_memory_info(self.device)["peak"]
+            tf.config.experimental.reset_memory_stats(self.device)
+        except (ValueError, KeyError, tf.errors.OpError, AttributeError):
+            self.ok = False
+            return None
+        return peak / 2**20
+
+
 def spec_of(data):
-    """(path, shape, dtype) of every tensor leaf; Python values by repr."""
+    """(index, shape, dtype) of every tensor leaf; Python values by repr."""
     out = []
     for i, leaf in enumerate(tree.flatten(data)):
         shape = getattr(leaf, "shape", None)
@@ -37,9 +101,18 @@ def spec_of(data):
 
 
 def retrace_reason(prev, cur) -> str:
-    """Which input changed between the previous call and a retracing one."""
+    """Which input changed between the previous call and a retracing one.
+
+    Args:
+        prev: `spec_of` the previous call's inputs (None: no previous call).
+        cur: `spec_of` the retracing call's inputs.
+
+    Returns:
+        One clause for a person, e.g. ``"input 0 changed shape [32, 20] ->
+        [24, 20] (a smaller last batch)"``.
+    """
     if prev is None:
-        return "first call (trace and compile)"
+        return f"{FIRST_CALL} (trace and compile)"
     if len(prev) != len(cur):
         return f"the input structure changed ({len(prev)} -> {len(cur)} leaves)"
     for (i, s0, d0), (_, s1, d1) in zip(prev, cur):
@@ -52,7 +125,9 @@ def retrace_reason(prev, cur) -> str:
                 if len(s0) == len(s1)
                 and s1
                 and s0
-                and s1[0] != s0[0]
+                and s1[0] is not None
+                and s0[0] is not None
+                and s1[0] < s0[0]
                 and s1[1:] == s0[1:]
                 else ""
             )
@@ -62,15 +137,38 @@ def retrace_reason(prev, cur) -> str:
 
 
 class StepClock:
-    """Times one step at a time; produces `StepTime` records."""
+    """Times one step at a time; produces `StepTime` records.
 
-    def __init__(self):
+    Example:
+
+    ```python
+    clock = StepClock()
+    clock.start(); clock.fetch(); batch = next(it); clock.data_ready()
+    out = step(batch); loss = out["loss"].numpy(); clock.compute_done()
+    t = clock.finish(step=0, epoch=0, retraced=False, reason=None,
+                     t_next_start=time.perf_counter())
+    ```
+    """
+
+    def __init__(self, sync=None):
         self._now = time.perf_counter
-        self._sync = make_device_sync()
-        self.t_start = self.t_data = self.t_compute = None
+        self._sync = make_device_sync() if sync is None else sync
+        self.t_start = self.t_fetch = self.t_data = self.t_compute = None
+
+    def now(self) -> float:
+        return self._now()
+
+    def now(self) -> float:
+        """The clock's time in seconds (`time.perf_counter`)."""
+        return self._now()
 
     def start(self):
         self.t_start = self._now()
+        self.t_fetch = None
+
+    def fetch(self):
+        """Marks the call of the iterator's `next` (what came before is host)."""
+        self.t_fetch = self._now()
 
     def data_ready(self):
         self.t_data = self._now()
@@ -80,8 +178,18 @@ class StepClock:
         self.t_compute = self._now()
 
     def finish(self, step, epoch, retraced, reason, t_next_start) -> StepTime:
+        """The `StepTime` of the step begun by the last `start()`.
+
+        Args:
+            step: 0-based global step.
+            epoch: 0-based epoch.
+            retraced: the step function was traced during this step.
+            reason: what changed (see `retrace_reason`), when `retraced`.
+            t_next_start: `time.perf_counter()` when the step's host work ended.
+        """
+        t_fetch = self.t_start if self.t_fetch is None else self.t_fetch
         total = (t_next_start - self.t_start) * 1e3
-        data = (self.t_data - self.t_start) * 1e3
+        data = (self.t_data - t_fetch) * 1e3
         compute = (self.t_compute - self.t_data) * 1e3
         return StepTime(
             step=int(step),

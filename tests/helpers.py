@@ -1,0 +1,67 @@
+"""Shared test helpers: small models, event-file reading."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+
+
+def mlp(seed=0, hidden=16, n_in=8, n_out=2, reg=None, activation="relu"):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    m = keras.Sequential(
+        [
+            keras.Input((n_in,)),
+            keras.layers.Dense(
+                hidden, activation=activation, kernel_regularizer=reg, name="hidden"
+            ),
+            keras.layers.Dense(n_out, activation="softmax", name="out"),
+        ]
+    )
+    m.compile(
+        optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    return m
+
+
+def read_scalars(run_dir: str) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value), ...]} of every scalar in a run folder."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    ea = EventAccumulator(run_dir, size_guidance={"tensors": 0, "scalars": 0})
+    ea.Reload()
+    out = {}
+    for tag in ea.Tags()["tensors"]:
+        if ea.SummaryMetadata(tag).plugin_data.plugin_name != "scalars":
+            continue
+        out[tag] = [
+            (e.step, float(tensor_util.make_ndarray(e.tensor_proto)))
+            for e in ea.Tensors(tag)
+        ]
+    return out
+
+
+def read_tags(run_dir: str) -> dict[str, str]:
+    """{tag: plugin_name} for every tensor tag in a run folder."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(run_dir, size_guidance={"tensors": 0})
+    ea.Reload()
+    return {
+        t: ea.SummaryMetadata(t).plugin_data.plugin_name for t in ea.Tags()["tensors"]
+    }
+
+
+def event_files(run_dir: str) -> list[str]:
+    return glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))
+
+
+def weights_close(a, b, atol=1e-6, rtol=1e-5):
+    return all(
+        np.allclose(p, q, atol=atol, rtol=rtol)
+        for p, q in zip(a.get_weights(), b.get_weights())
+    )
