@@ -27,6 +27,7 @@ KINDS = {
     "slow_step": "warning",
     "input_bound": "warning",
     "retracing": "warning",
+    "no_gradient": "warning",
 }
 SEVERITIES = ("error", "warning")
 

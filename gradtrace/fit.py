@@ -22,9 +22,9 @@ from .config import Config
 from .diagnose import Diagnoser
 from .findings import FindingBook
 from .history import TraceHistory
+from .profiler import StepProfiler
 from .records import LAYER_FIELDS, StepStats
 from .step import cached_step
-from .profiler import StepProfiler
 from .timing import StepClock, retrace_reason, spec_of
 
 
@@ -331,6 +331,20 @@ class _Run:
             runinfo.write(self.logdir, self.config, infos)
         self._n_params = np.array([i.n_params for i in infos], dtype=np.float64)
         self.diagnoser = Diagnoser(self.config, infos, self.book)
+        for layer, names in self.step_fn.no_gradient.items():
+            self.book.add(
+                "no_gradient",
+                self.global_step,
+                layer=layer,
+                message=(
+                    f"trainable variable(s) {', '.join(names)} received no gradient "
+                    "(None): the optimizer never changes them."
+                ),
+                hint=(
+                    "If that is intended, set `layer.trainable = False`; otherwise "
+                    "check that the layer's output reaches the loss."
+                ),
+            )
 
     def _record(self, step, epoch, loss, packed) -> StepStats:
         names = self.step_fn.layer_names

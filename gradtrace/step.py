@@ -100,6 +100,8 @@ class TrainStep:
         ]
         self._scale = getattr(model.optimizer, "dynamic_scale", None)
         self.layer_infos: tuple[LayerInfo, ...] | None = None
+        # {layer name: [variable names]} whose gradient was None (set when traced)
+        self.no_gradient: dict[str, list[str]] = {}
         self.trace_counts = {"light": 0, "heavy": 0}
         self.light = self._compile(heavy=False)
         self.heavy = (
@@ -199,6 +201,10 @@ class TrainStep:
             unit = self.units[k]
             idx = [i for i in self._var_idx[k]]
             with_grad = [i for i in idx if grads[i] is not None]
+            if len(with_grad) < len(idx):
+                self.no_gradient[unit.name] = [
+                    tw[i].name for i in idx if grads[i] is None
+                ]
             g = [grads[i] for i in with_grad]
             if cfg.gradients and g:
                 n = sum(int(np.prod(tw[i].shape)) for i in with_grad)

@@ -1,0 +1,155 @@
+"""In-graph statistics against a slow, obvious numpy oracle, eagerly and in tf.function."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gradtrace.probes import stats as st
+
+MODES = ["eager", "function"]
+
+
+def run(mode, fn, *args):
+    if mode == "eager":
+        return fn(*args).numpy()
+    return tf.function(fn)(*args).numpy()
+
+
+def oracle_grad(arrays, heavy=True):
+    flat = np.concatenate([a.ravel() for a in arrays]).astype(np.float64)
+    return [
+        np.sqrt(np.sum(flat**2)),
+        np.max(np.abs(flat)) if heavy else np.nan,
+        np.mean(flat == 0) if heavy else np.nan,
+    ]
+
+
+def oracle_act(x, kind, heavy=True):
+    x = x.astype(np.float64)
+    flat = x.reshape(-1, x.shape[-1])
+    dead = np.mean(np.all(flat <= 0, axis=0)) if kind == "relu" else np.nan
+    if kind == "sigmoid":
+        sat = np.mean((x < 0.01) | (x > 0.99))
+    elif kind == "tanh":
+        sat = np.mean(np.abs(x) > 0.99)
+    else:
+        sat = np.nan
+    return [x.mean(), x.std(), np.mean(x == 0) if heavy else np.nan, dead, sat]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("heavy", [False, True])
+def test_grad_stats(mode, heavy):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(7, 5)).astype("float32")
+    a[0] = 0
+    b = rng.normal(size=(5,)).astype("float32")
+    got = run(
+        mode,
+        lambda p, q: st.grad_stats([p, q], 40, heavy),
+        tf.constant(a),
+        tf.constant(b),
+    )
+    np.testing.assert_allclose(got[:3], oracle_grad([a, b], heavy), rtol=1e-5)
+    assert np.isnan(got[3])  # filled by the step
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_grad_stats_zero_layer_and_one_unit(mode):
+    z = tf.zeros([3, 1])
+    got = run(mode, lambda t: st.grad_stats([t], 3, True), z)
+    np.testing.assert_allclose(got[:3], [0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_nan_gradient_shows_in_norm_and_count(mode):
+    g = np.ones((4, 4), "float32")
+    g[1, 2] = np.nan
+    g[3, 3] = np.inf
+    norm = run(mode, lambda t: st.norm([t]), tf.constant(g))
+    assert not np.isfinite(norm)
+    assert run(mode, lambda t: st.count_nonfinite([t]), tf.constant(g)) == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sparse_gradient(mode):
+    vals = np.array([[3.0, 4.0]], "float32")
+    slices = tf.IndexedSlices(tf.constant(vals), tf.constant([1]), tf.constant([5, 2]))
+    assert run(mode, lambda: st.norm([slices])) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_update_norm(mode):
+    a = np.arange(6, dtype="float32").reshape(2, 3)
+    b = a + np.array([[3, 0, 0], [0, 0, 4]], "float32")
+    got = run(
+        mode, lambda p, q: st.update_norm([p], [q]), tf.constant(a), tf.constant(b)
+    )
+    assert got == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", ["relu", "sigmoid", "tanh", "linear"])
+@pytest.mark.parametrize("heavy", [False, True])
+def test_act_stats(mode, kind, heavy):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(16, 4, 6)).astype("float32") * 3
+    if kind == "relu":
+        x = np.maximum(x, 0)
+        x[..., 2] = 0  # one dead unit: zero for every example and position
+    elif kind == "sigmoid":
+        x = 1 / (1 + np.exp(-x))
+    elif kind == "tanh":
+        x = np.tanh(x)
+    got = run(mode, lambda t: st.act_stats(t, kind, heavy), tf.constant(x))
+    np.testing.assert_allclose(
+        got[:5], oracle_act(x, kind, heavy), rtol=1e-4, atol=1e-6
+    )
+    if kind == "relu":
+        assert got[3] == pytest.approx(1 / 6)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_dead_share_of_all_zero_layer_and_one_unit(mode):
+    assert (
+        run(mode, lambda t: st.act_stats(t, "relu", True), tf.zeros([8, 1]))[3] == 1.0
+    )
+    assert run(mode, lambda t: st.act_stats(t, "relu", True), tf.ones([8, 1]))[3] == 0.0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_half_zero_per_example_is_not_dead(mode):
+    x = np.zeros((4, 2), "float32")
+    x[0, 0] = 1.0
+    x[1, 1] = 1.0  # every unit fires for some example: none dead, 75% zeros
+    got = run(mode, lambda t: st.act_stats(t, "relu", True), tf.constant(x))
+    assert got[3] == 0.0 and got[2] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("bins", [1, 5, 30])
+def test_histogram_matches_numpy(mode, bins):
+    x = np.random.default_rng(2).normal(size=1000).astype("float32")
+    got = run(mode, lambda t: st.histogram(t, bins), tf.constant(x))
+    counts, edges = np.histogram(x, bins=bins, range=(x.min(), x.max()))
+    np.testing.assert_allclose(got[:, 0], edges[:-1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[:, 1], edges[1:], rtol=1e-5, atol=1e-5)
+    assert got[:, 2].sum() == 1000
+    assert np.abs(got[:, 2] - counts).max() <= 1  # edge rounding
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_histogram_edges(mode):
+    # constant tensor, NaN/Inf left out, empty tensor
+    got = run(mode, lambda t: st.histogram(t, 4), tf.fill([10], 2.0))
+    assert got[:, 2].sum() == 10 and got[0, 0] < 2.0 < got[-1, 1]
+    x = np.array([1.0, np.nan, 2.0, np.inf, 3.0], "float32")
+    got = run(mode, lambda t: st.histogram(t, 2), tf.constant(x))
+    assert got[:, 2].tolist() == [1.0, 2.0]
+    got = run(mode, lambda t: st.histogram(t, 3), tf.zeros([0]))
+    assert got.shape == (3, 3) and got[:, 2].sum() == 0
+
+
+def test_empty_batch_gives_nan_not_crash():
+    got = st.act_stats(tf.zeros([0, 4]), "relu", True).numpy()
+    assert np.isnan(got[0])

@@ -1,0 +1,120 @@
+"""A real `tensorboard` server serves every gradtrace family (issue: probes)."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+import gradtrace
+from tests.conftest import quiet
+from tests.helpers import mlp
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, xy_module):
+    x, y = xy_module
+    logdir = tmp_path_factory.mktemp("tb") / "run"
+    gradtrace.fit(
+        mlp(),
+        x,
+        y,
+        batch_size=32,
+        epochs=2,
+        verbose=0,
+        validation_split=0.25,
+        logdir=str(logdir),
+        config=quiet(histogram_every=4),
+    )
+    exe = shutil.which("tensorboard") or os.path.join(
+        os.path.dirname(sys.executable), "tensorboard"
+    )
+    port = _free_port()
+    log = open(logdir.parent / "tb.log", "w")
+    p = subprocess.Popen(
+        [
+            exe,
+            "--logdir",
+            str(logdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--reload_interval",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                _get(port, "/data/environment")
+                break
+            except OSError:
+                assert p.poll() is None, (logdir.parent / "tb.log").read_text()
+                assert time.time() < deadline, "tensorboard did not answer in 60 s"
+                time.sleep(0.5)
+        # wait until the runs are loaded
+        while time.time() < deadline and "train" not in _get(
+            port, "/data/plugin/scalars/tags"
+        ):
+            time.sleep(0.5)
+        yield port
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def xy_module():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 8)).astype("float32")
+    return x, (x[:, 0] > 0).astype("int64")
+
+
+def test_scalar_families_served(server):
+    tags = _get(server, "/data/plugin/scalars/tags")
+    train = tags["train"]
+    for family in ("gradients/", "weights/", "updates/", "activations/", "timing/"):
+        assert any(t.startswith(family) for t in train), family
+    assert {"epoch_loss", "epoch_accuracy", "batch_loss"} <= set(train)
+    assert "epoch_loss" in tags["validation"]
+    q = urllib.parse.urlencode({"run": "train", "tag": "gradients/hidden/norm"})
+    points = _get(server, f"/data/plugin/scalars/scalars?{q}")
+    assert [p[1] for p in points] == list(range(12))
+
+
+def test_histograms_images_text_served(server):
+    h = _get(server, "/data/plugin/histograms/tags")["train"]
+    assert {
+        "gradients/hidden/kernel",
+        "weights/out/bias",
+        "activations/hidden/histogram",
+    } <= set(h)
+    images = _get(server, "/data/plugin/images/tags")["train"]
+    assert {"gradients/heatmap", "updates/heatmap"} <= set(images)
+    plugins = _get(server, "/data/plugins_listing")
+    for name in ("scalars", "histograms", "images"):
+        assert plugins[name]["enabled"], name
