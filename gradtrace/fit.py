@@ -96,6 +96,8 @@ def fit(
         logdir=logdir,
         config=config,
     )
+    if logdir is not None and not is_chief(model.distribute_strategy):
+        logdir = None  # only the chief writes, as Keras' own callbacks do
     logdir = _prepare_logdir(logdir)
 
     model._eval_epoch_iterator = None
@@ -119,7 +121,7 @@ def fit(
         distribute_strategy=model.distribute_strategy,
         steps_per_execution=1,
     )
-    model._maybe_symbolic_build(iterator=epoch_iterator)
+    _symbolic_build(model, epoch_iterator)
     epoch_iterator.reset()
     if not model.optimizer.built:
         # Under a strategy the optimizer's slots must exist before the step is
@@ -188,15 +190,8 @@ def fit(
                         steps_per_epoch=validation_steps,
                         shuffle=False,
                     )
-                val_logs = model.evaluate(
-                    x=val_x,
-                    y=val_y,
-                    sample_weight=val_sample_weight,
-                    batch_size=batch_size,
-                    steps=validation_steps,
-                    callbacks=callback_list,
-                    return_dict=True,
-                    _use_cached_eval_dataset=True,
+                val_logs = _evaluate(
+                    model, run.step_fn.test, model._eval_epoch_iterator, callback_list
                 )
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callback_list.on_epoch_end(epoch, epoch_logs)
@@ -213,6 +208,60 @@ def fit(
     finally:
         run.close()
     return history
+
+
+def _symbolic_build(model, epoch_iterator):
+    import tensorflow as tf
+
+    if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Keras 3's own build path fails here (keras-team/keras#20585: it
+        # converts a PerReplica batch); build from one local, undistributed
+        # batch instead.
+        batch = next(iter(epoch_iterator.data_adapter.get_tf_dataset().take(1)))
+        model._maybe_symbolic_build(data_batch=batch)
+    else:
+        model._maybe_symbolic_build(iterator=epoch_iterator)
+
+
+def _evaluate(model, test_fn, epoch_iterator, callbacks):
+    """Keras' `evaluate` loop on the cached validation iterator.
+
+    The same steps as `model.evaluate(..., _use_cached_eval_dataset=True)`
+    (`model.test_step`, the same callbacks, the same final metric read) minus
+    its symbolic build (the model is built by now) and with a test function
+    that also works under MultiWorkerMirroredStrategy.
+    """
+    from keras.src.utils.python_utils import pythonify_logs
+
+    epoch_iterator.reset()
+    model.stop_evaluating = False
+    callbacks.on_test_begin()
+    logs = {}
+    model.reset_metrics()
+    with epoch_iterator.catch_stop_iteration():
+        for begin_step, end_step, iterator in epoch_iterator:
+            callbacks.on_test_batch_begin(begin_step)
+            logs = test_fn(next(iterator))
+            callbacks.on_test_batch_end(end_step, logs)
+            if model.stop_evaluating:
+                break
+    logs = pythonify_logs(model._get_metrics_result_or_logs(logs))
+    callbacks.on_test_end(logs)
+    return logs
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes logs: not a non-chief multi-worker task."""
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    resolver = strategy.cluster_resolver
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type in (None, "chief"):
+        return True
+    cluster = resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and "chief" not in cluster
 
 
 def _prepare_logdir(logdir):
@@ -262,6 +311,7 @@ class _Run:
         self.global_step = int(np.asarray(model.optimizer.iterations))
         self._prev_spec = {"light": None, "heavy": None}
         self._n_params = None
+        self._loss_scale = None
         self._pending = None
 
     # -- per step -----------------------------------------------------------
@@ -277,6 +327,7 @@ class _Run:
         out = getattr(self.step_fn, variant)(data)
         stats = out["stats"].numpy() if "stats" in out else None
         loss = float(out["loss"].numpy())
+        self._loss_scale = float(out["loss_scale"].numpy()) if "loss_scale" in out else None
         self.clock.compute_done()
         retraced = counts[variant] != traces
         reason = None
@@ -354,7 +405,14 @@ class _Run:
                 f: packed[:, j].astype(np.float64) for j, f in enumerate(LAYER_FIELDS)
             }
         values["n_params"] = self._n_params
-        return StepStats(step=step, epoch=epoch, loss=loss, layers=names, values=values)
+        return StepStats(
+            step=step,
+            epoch=epoch,
+            loss=loss,
+            layers=names,
+            values=values,
+            loss_scale=self._loss_scale,
+        )
 
     # -- per epoch / end ----------------------------------------------------
     def epoch_end(self, epoch, logs):

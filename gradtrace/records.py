@@ -74,6 +74,8 @@ class StepStats:
         layers: names, in forward order (same order as every array).
         values: per-layer arrays, keyed by the names in `LAYER_FIELDS`, plus
             ``n_params`` (trainable scalars per layer).
+        loss_scale: the dynamic loss scale of a `LossScaleOptimizer` (mixed
+            precision), else None.
     """
 
     step: int
@@ -81,6 +83,7 @@ class StepStats:
     loss: float
     layers: tuple[str, ...]
     values: dict[str, np.ndarray]
+    loss_scale: float | None = None
 
     def __getattr__(self, name):
         # Per-layer arrays read as attributes: stats.grad_norm, stats.act_dead_frac

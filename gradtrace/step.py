@@ -80,6 +80,15 @@ def cached_step(model, config) -> TrainStep:
     return step
 
 
+def _all_reduce_sum(grads):
+    ctx = tf.distribute.get_replica_context()
+    present = [g for g in grads if g is not None]
+    if ctx is None or not present:
+        return grads
+    reduced = iter(ctx.all_reduce(tf.distribute.ReduceOp.SUM, present))
+    return [None if g is None else next(reduced) for g in grads]
+
+
 class TrainStep:
     """The compiled train step(s) of one `gradtrace.fit` call."""
 
@@ -99,6 +108,9 @@ class TrainStep:
             for u in self.units
         ]
         self._scale = getattr(model.optimizer, "dynamic_scale", None)
+        self.strategy = model.distribute_strategy
+        self.n_replicas = int(self.strategy.num_replicas_in_sync)
+        self.xla = bool(model.jit_compile) and not model.run_eagerly
         self.layer_infos: tuple[LayerInfo, ...] | None = None
         # {layer name: [variable names]} whose gradient was None (set when traced)
         self.no_gradient: dict[str, list[str]] = {}
@@ -123,13 +135,57 @@ class TrainStep:
                 1  # Python side effect: runs only when tracing
             )
             data = _none_for_optionals(data)
-            return strategy.run(fn, args=(data,))
+            out = strategy.run(fn, args=(data,))
+            return self._merge_replicas(out)
 
         if self.model.run_eagerly:
             return step
         return tf.function(
             step, reduce_retracing=True, jit_compile=bool(self.model.jit_compile)
         )
+
+    @functools.cached_property
+    def test(self):
+        """The model's own `test_step`, compiled for validation.
+
+        Keras' `test_function` cannot be used under
+        MultiWorkerMirroredStrategy (it reduces scalar metrics along axis 0),
+        so validation runs `model.test_step` through the same
+        strategy-aware wrapper as training.
+        """
+        strategy = self.strategy
+        model = self.model
+
+        @tf.autograph.experimental.do_not_convert
+        def test(data):
+            data = _none_for_optionals(data)
+            return self._merge_replicas(
+                {"logs": strategy.run(model.test_step, args=(data,))}
+            )["logs"]
+
+        if model.run_eagerly:
+            return test
+        return tf.function(
+            test, reduce_retracing=True, jit_compile=bool(model.jit_compile)
+        )
+
+    def _merge_replicas(self, out):
+        """Per-replica outputs -> one value each (cross-replica context)."""
+        if not any(
+            isinstance(v, tf.distribute.DistributedValues) for v in tree.flatten(out)
+        ):
+            return out
+        from keras.src.backend.tensorflow.trainer import reduce_per_replica
+
+        merged = {"logs": reduce_per_replica(out["logs"], self.strategy, "auto")}
+        # Everything else was all-reduced inside the replica step, so every
+        # replica holds the same value (activation histograms: replica 0's).
+        for k, v in out.items():
+            if k != "logs":
+                merged[k] = tree.map_structure(
+                    lambda t: self.strategy.experimental_local_results(t)[0], v
+                )
+        return merged
 
     # -- the step body (pure tensor code) -----------------------------------
     def _replica_step(self, data, heavy: bool):
@@ -153,15 +209,35 @@ class TrainStep:
             )
             scaled_loss = model.optimizer.scale_loss(loss)
         out = {"loss": tf.cast(loss, tf.float32)}
+        if self.n_replicas > 1:
+            # Keras scales each replica's loss by 1/replicas: the sum is the
+            # loss of the global batch.
+            out["loss"] = tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.SUM, out["loss"]
+            )
         tw = model.trainable_weights
+        skipped = None
         if tw:
             grads = tape.gradient(scaled_loss, tw)
             probe_grads = grads
-            if self._scale is not None and cfg.gradients:
-                inv = 1.0 / tf.cast(self._scale, tf.float32)
-                probe_grads = [
-                    None if g is None else tf.cast(g, tf.float32) * inv for g in grads
-                ]
+            if self.n_replicas > 1 and cfg.gradients and self.probed:
+                # Statistics of the gradient the optimizer applies: the sum over
+                # replicas (Keras all-reduces inside `apply`, after clipping;
+                # this one extra all-reduce is only for the probes).
+                probe_grads = _all_reduce_sum(grads)
+            if self._scale is not None:
+                scale = tf.cast(self._scale, tf.float32)
+                out["loss_scale"] = scale
+                if cfg.gradients and self.probed:
+                    probe_grads = [
+                        None if g is None else tf.cast(g, tf.float32) / scale
+                        for g in probe_grads
+                    ]
+                    # A loss-scale overflow makes the optimizer skip the step:
+                    # normal under mixed precision, not a non-finite finding.
+                    present = [g for g in probe_grads if g is not None]
+                    if present:
+                        skipped = ~tf.math.is_finite(st.sumsq(present))
             before = None
             if cfg.updates and self.probed:
                 before = {
@@ -179,6 +255,12 @@ class TrainStep:
             out["stats"], order = self._stats(
                 probe_grads, before, acts, y_pred, loss, heavy
             )
+            if skipped is not None:
+                grad_cols = [LAYER_FIELDS.index(f) for f in GRAD_FIELDS]
+                mask = tf.constant([j in grad_cols for j in range(len(LAYER_FIELDS))])
+                out["stats"] = tf.where(
+                    skipped & mask[None, :], tf.constant(_NAN), out["stats"]
+                )
             if heavy:
                 out["hists"] = self._hists(probe_grads, acts, order)
         return out
@@ -220,7 +302,7 @@ class TrainStep:
             t = acts.get(id(unit))
             kind = layers_mod.activation_kind(unit)
             a = (
-                tf.unstack(st.act_stats(t, kind, heavy))
+                tf.unstack(st.act_stats(t, kind, heavy, self._unit_max_reduce()))
                 if t is not None
                 else [nan] * len(ACT_FIELDS)
             )
@@ -277,7 +359,51 @@ class TrainStep:
         for r, gc, ac in zip(rows, gcount, acount):
             r[g_col] = gc
             r[a_col] = ac
+        if self.n_replicas > 1:
+            self._combine_replicas(rows)
         return tf.stack([tf.stack(r) for r in rows]), order
+
+    def _unit_max_reduce(self):
+        if self.n_replicas == 1:
+            return None
+        ctx = tf.distribute.get_replica_context()
+        # ReLU outputs are >= 0, so the sum of per-replica maxima is > 0 iff
+        # any replica saw the unit fire (tf.distribute has no MAX reduction).
+        return lambda v: ctx.all_reduce(tf.distribute.ReduceOp.SUM, v)
+
+    def _combine_replicas(self, rows):
+        """Activation statistics over the global batch (all replicas), in place.
+
+        Each replica saw an equal share of the batch, so means of means are
+        exact; std is rebuilt from the mean of squares; counts are summed.
+        Gradient, weight and update columns are already identical.
+        """
+        ctx = tf.distribute.get_replica_context()
+        col = {f: LAYER_FIELDS.index(f) for f in LAYER_FIELDS}
+        m, s_, z, sat, nf = (
+            col["act_mean"],
+            col["act_std"],
+            col["act_zero_frac"],
+            col["act_saturated_frac"],
+            col["act_nonfinite"],
+        )
+        means = tf.stack(
+            [
+                tf.stack([r[m], tf.square(r[s_]) + tf.square(r[m]), r[z], r[sat]])
+                for r in rows
+            ]
+        )
+        means = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, means)
+        counts = ctx.all_reduce(
+            tf.distribute.ReduceOp.SUM, tf.stack([r[nf] for r in rows])
+        )
+        for i, r in enumerate(rows):
+            mean, meansq = means[i, 0], means[i, 1]
+            r[m] = mean
+            r[s_] = tf.sqrt(tf.maximum(meansq - tf.square(mean), 0.0))
+            r[z] = means[i, 2]
+            r[sat] = means[i, 3]
+            r[nf] = counts[i]
 
     def _hists(self, grads, acts, order):
         cfg = self.config
@@ -289,15 +415,15 @@ class TrainStep:
                 vname = tw[i].name
                 if cfg.gradients and grads[i] is not None:
                     out[tags.layer_tag("gradients", unit.name, vname)] = st.histogram(
-                        grads[i], HIST_BINS
+                        grads[i], HIST_BINS, xla=self.xla
                     )
                 if cfg.weights:
                     out[tags.layer_tag("weights", unit.name, vname)] = st.histogram(
-                        tw[i].value, HIST_BINS
+                        tw[i].value, HIST_BINS, xla=self.xla
                     )
             t = acts.get(id(unit))
             if cfg.activations and t is not None:
                 out[tags.layer_tag("activations", unit.name, "histogram")] = (
-                    st.histogram(t, HIST_BINS)
+                    st.histogram(t, HIST_BINS, xla=self.xla)
                 )
         return out

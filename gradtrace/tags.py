@@ -8,6 +8,7 @@ Tag grammar (all in ``LOGDIR/train`` unless said otherwise; ``<layer>`` is
     gradients/<layer>/norm|rms|max_abs|zero_frac|nonfinite
     gradients/<layer>/<var>             histogram (heavy steps)
     gradients/heatmap                   image: layer x step log10 gradient RMS
+    gradients/loss_scale                dynamic loss scale (mixed precision only)
     weights/<layer>/norm|rms
     weights/<layer>/<var>               histogram (heavy steps)
     updates/<layer>/ratio|norm
@@ -29,6 +30,7 @@ VALIDATION_DIR = "validation"
 FINDINGS_FILE = "findings.jsonl"
 FINDINGS = "findings"
 BATCH_LOSS = "batch_loss"
+LOSS_SCALE = "gradients/loss_scale"
 GRADIENT_HEATMAP = "gradients/heatmap"
 UPDATE_HEATMAP = "updates/heatmap"
 

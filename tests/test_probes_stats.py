@@ -126,11 +126,15 @@ def test_half_zero_per_example_is_not_dead(mode):
     assert got[3] == 0.0 and got[2] == pytest.approx(0.75)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", MODES + ["xla"])
 @pytest.mark.parametrize("bins", [1, 5, 30])
 def test_histogram_matches_numpy(mode, bins):
     x = np.random.default_rng(2).normal(size=1000).astype("float32")
-    got = run(mode, lambda t: st.histogram(t, bins), tf.constant(x))
+    if mode == "xla":
+        fn = tf.function(lambda t: st.histogram(t, bins, xla=True), jit_compile=True)
+        got = fn(tf.constant(x)).numpy()
+    else:
+        got = run(mode, lambda t: st.histogram(t, bins), tf.constant(x))
     counts, edges = np.histogram(x, bins=bins, range=(x.min(), x.max()))
     np.testing.assert_allclose(got[:, 0], edges[:-1], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got[:, 1], edges[1:], rtol=1e-5, atol=1e-5)

@@ -83,13 +83,15 @@ def update_norm(before, after) -> tf.Tensor:
     return norm([_f32(a) - _f32(b) for a, b in zip(after, before)])
 
 
-def act_stats(t, kind: str, heavy: bool) -> tf.Tensor:
+def act_stats(t, kind: str, heavy: bool, reduce_unit_max=None) -> tf.Tensor:
     """[mean, std, zero_frac, dead_frac, saturated_frac, nonfinite] of an output.
 
     `dead_frac` (ReLU family only): share of units (last axis) that output 0
     for every example and position of the batch. `saturated_frac` (sigmoid /
     tanh only): share of outputs within 1% of the activation's bounds.
     `zero_frac` is heavy-only; `nonfinite` is filled by the step.
+    `reduce_unit_max` (under a distribution strategy) combines the per-unit
+    maxima across replicas, so a unit is dead only if dead on every replica.
     """
     x = _f32(t)
     nan = tf.constant(_NAN)
@@ -100,6 +102,8 @@ def act_stats(t, kind: str, heavy: bool) -> tf.Tensor:
     if kind == "relu" and x.shape.rank and x.shape.rank >= 2 and x.shape[-1]:
         # ReLU outputs are >= 0: a unit is alive iff its max over the batch > 0.
         unit_max = tf.reduce_max(tf.reshape(x, [-1, x.shape[-1]]), axis=0)
+        if reduce_unit_max is not None:
+            unit_max = reduce_unit_max(unit_max)
         dead = 1.0 - tf.reduce_mean(tf.cast(unit_max > 0.0, tf.float32))
     else:
         dead = nan
@@ -115,11 +119,13 @@ def act_stats(t, kind: str, heavy: bool) -> tf.Tensor:
     return tf.stack([mean, std, zero, dead, sat, nan])
 
 
-def histogram(t, bins: int = 30) -> tf.Tensor:
+def histogram(t, bins: int = 30, xla: bool = False) -> tf.Tensor:
     """TensorBoard histogram buckets of the finite entries: [bins, 3] float32.
 
     Rows are (left edge, right edge, count), the tensor layout of
     TensorBoard's histogram plugin. Non-finite entries are left out.
+    `xla=True` counts with a scatter-add (`unsorted_segment_sum`), which XLA
+    compiles; `tf.histogram_fixed_width` (faster on CPU) has no XLA kernel.
     """
     x = tf.reshape(_f32(t), [-1])
     all_finite = tf.math.is_finite(tf.reduce_sum(x))
@@ -138,9 +144,14 @@ def histogram(t, bins: int = 30) -> tf.Tensor:
     flat = hi <= lo
     lo = tf.where(flat, lo - 0.5, lo)
     hi = tf.where(flat, hi + 0.5, hi)
-    counts = tf.cast(
-        tf.histogram_fixed_width(x, tf.stack([lo, hi]), nbins=bins), tf.float32
-    )
+    if xla:
+        pos = (x - lo) / (hi - lo) * bins
+        idx = tf.clip_by_value(tf.cast(tf.floor(pos), tf.int32), 0, bins - 1)
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(x), idx, bins)
+    else:
+        counts = tf.cast(
+            tf.histogram_fixed_width(x, tf.stack([lo, hi]), nbins=bins), tf.float32
+        )
     # Non-finite entries were replaced by the minimum: take them out again.
     counts = counts - tf.one_hot(0, bins) * n_bad
     edges = tf.linspace(lo, hi, bins + 1)

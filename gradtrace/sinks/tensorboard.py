@@ -210,6 +210,8 @@ class TensorBoardSink:
 
     def step_stats(self, stats, loss_only: bool = False) -> None:
         items = [(tags.BATCH_LOSS, stats.loss)]
+        if stats.loss_scale is not None:
+            items.append((tags.LOSS_SCALE, stats.loss_scale))
         if not loss_only:
             for field, layer_tags in self._layer_tags(stats.layers):
                 col = getattr(stats, field, None)

@@ -1,0 +1,117 @@
+"""Child process for the tf.distribute tests (device setup must not leak).
+
+    python tests/dist_child.py mirrored OUT_DIR
+    python tests/dist_child.py worker OUT_DIR   # with TF_CONFIG set
+
+Writes OUT_DIR/<name>.npz (final weights, first-step statistics) and
+OUT_DIR/<name>.json (history, findings).
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+
+def build(dead_bias=False):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    bias = keras.initializers.Constant(-10.0) if dead_bias else "zeros"
+    m = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu", name="h1"),
+            keras.layers.Dense(16, activation="relu", bias_initializer=bias, name="h2"),
+            keras.layers.Dense(3, activation="softmax", name="out"),
+        ]
+    )
+    m.compile(
+        keras.optimizers.SGD(0.05),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return m
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 8)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 1).astype("int64")
+    return x, y
+
+
+def dataset(x, y):
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+
+
+def run(name, strategy, out_dir, dead_bias=False, logdir=None):
+    import gradtrace
+
+    x, y = data()
+    if strategy is None:
+        m = build(dead_bias)
+    else:
+        with strategy.scope():
+            m = build(dead_bias)
+    ds = dataset(x, y)
+    if strategy is not None and isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ):
+        opts = tf.data.Options()
+        opts.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        ds = ds.with_options(opts)
+    h = gradtrace.fit(
+        m,
+        ds,
+        epochs=2,
+        verbose=0,
+        validation_data=dataset(x[:64], y[:64]),
+        logdir=logdir,
+        config=gradtrace.Config(console=False, stop_on_non_finite=False),
+    )
+    np.savez(os.path.join(out_dir, f"{name}.npz"), *m.get_weights())
+    with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
+        json.dump(
+            {
+                "history": {k: [float(v) for v in vs] for k, vs in h.history.items()},
+                "findings": [fd.to_dict() for fd in h.findings],
+                "logdir": h.logdir,
+                "steps": len(h.step_times),
+            },
+            f,
+        )
+
+
+def main():
+    mode, out_dir = sys.argv[1], sys.argv[2]
+    if mode == "mirrored":
+        (cpu,) = tf.config.list_physical_devices("CPU")
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+        )
+        run("single", None, out_dir, logdir=os.path.join(out_dir, "single_log"))
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        run("mirrored", strategy, out_dir, logdir=os.path.join(out_dir, "mirrored_log"))
+        run("mirrored_dead", strategy, out_dir, dead_bias=True)
+    elif mode == "worker":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        task = json.loads(os.environ["TF_CONFIG"])["task"]
+        run(
+            f"worker{task['index']}",
+            strategy,
+            out_dir,
+            logdir=os.path.join(out_dir, "mw_log"),
+        )
+    elif mode == "single":
+        run("single", None, out_dir, logdir=os.path.join(out_dir, "single_log"))
+
+
+if __name__ == "__main__":
+    main()
