@@ -2,12 +2,29 @@
 
 Replace ``model.fit(...)`` with ``gradtrace.fit(model, ..., logdir="runs/a")``;
 then ``tensorboard --logdir runs/a`` and ``gradtrace report runs/a``.
+
+`fit` and `TraceHistory` import Keras (and so TensorFlow) on first use, so
+``gradtrace report`` and the record/detector modules start without it.
 """
 
 from .config import Config
 from .findings import Finding
-from .fit import fit
-from .history import TraceHistory
 
 __all__ = ["Config", "Finding", "TraceHistory", "fit"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name == "fit":
+        from .training import fit
+
+        return fit
+    if name == "TraceHistory":
+        from .history import TraceHistory
+
+        return TraceHistory
+    raise AttributeError(f"module 'gradtrace' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + ["fit", "TraceHistory"])

@@ -58,11 +58,64 @@ class Config:
     timing: bool = True
     console: bool = True
     stop_on_non_finite: bool = True
+    # mixed precision: a dynamic loss scale below this is a non_finite finding
+    loss_scale_min: float = 1.0
 
     # --- diagnosis thresholds (gradtrace/detectors/, owned by the diagnosis work) ---
+    # Steps at the start where per-layer rules (vanishing, dead, ...) stay quiet.
+    diagnosis_warmup: int = 10
+    # Consecutive checks a per-layer condition must hold before it is a finding.
+    diagnosis_patience: int = 5
+    # vanishing_gradient: layer gradient RMS below this fraction of the output layer's...
+    vanishing_ratio: float = 1e-3
+    # ...and below this absolute RMS (mean |dL/dw| scale).
+    vanishing_rms: float = 1e-4
+    # exploding_gradient: global gradient norm above this multiple of its recent p90.
+    exploding_factor: float = 100.0
+    # exploding_gradient: steps in the p90 baseline (needs at least 2 earlier steps).
+    exploding_window: int = 50
+    # dead_relu: share of a ReLU layer's units that output 0 for the whole batch.
+    dead_relu_frac: float = 0.7
+    # saturation: share of a hidden sigmoid/tanh layer's outputs within 1% of a bound.
+    saturation_frac: float = 0.5
+    # update_ratio: ||dw||/||w|| per step above this is too large (healthy ~1e-3).
+    update_ratio_max: float = 0.1
+    # update_ratio: ||dw||/||w|| per step below this is too small.
+    update_ratio_min: float = 1e-7
+    # loss_divergence: smoothed loss above this multiple of its best value so far.
+    loss_divergence_factor: float = 10.0
+    # loss_divergence: steps in the loss median (smoothing).
+    loss_window: int = 10
     # --- end diagnosis thresholds ---
 
     # --- timing thresholds (slow_step / input_bound / retracing, profiler) ---
+    # slow_step: total_ms > max(factor x median, median + mads x 1.4826 MAD,
+    # median + min_ms), median/MAD over the last `slow_step_window` comparable
+    # steps (light and heavy steps apart; compile steps and the data wait of
+    # each epoch's first step left out), judged once `slow_step_warmup` seen.
+    slow_step_factor: float = 3.0
+    slow_step_mads: float = 10.0
+    # The absolute floor: a young-generation GC pause or OS jitter (< ~30 ms)
+    # on a few-ms step is not a finding; a full GC (0.1-1 s) is.
+    slow_step_min_ms: float = 40.0
+    slow_step_window: int = 200
+    slow_step_warmup: int = 10
+    # input_bound: over each `input_bound_window` comparable steps, data_ms is
+    # at least this share of total_ms and at least `input_bound_min_ms` a step.
+    input_bound_share: float = 0.5
+    input_bound_min_ms: float = 1.0
+    input_bound_window: int = 100
+    # retracing: a retrace after the first call of each step variant is a
+    # finding once this many have happened.
+    retrace_min_count: int = 1
+    # Profiler (needs a logdir): trace global steps (first, last) inclusive,
+    # and/or `profile_length` steps after a slow step (aimed at the next one
+    # when slow steps recur with a fixed period), at most `profile_max_traces`
+    # slow-step traces per run. At most 10 steps per trace.
+    profile_steps: tuple[int, int] | None = None
+    profile_on_slow_step: bool = False
+    profile_length: int = 5
+    profile_max_traces: int = 2
     # --- end timing thresholds ---
 
     def __post_init__(self):
@@ -77,6 +130,7 @@ class Config:
             "stop_on_non_finite",
         ):
             _check_bool(name, getattr(self, name))
+        _check_float("loss_scale_min", self.loss_scale_min)
         for name in ("histogram_every", "write_every"):
             _check_int(name, getattr(self, name), minimum=1)
         if self.layers is not None:
@@ -93,8 +147,70 @@ class Config:
                 )
             object.__setattr__(self, "layers", tuple(self.layers))
         # --- diagnosis validation ---
+        for name in ("diagnosis_warmup",):
+            _check_int(name, getattr(self, name), minimum=0)
+        for name in ("diagnosis_patience", "exploding_window", "loss_window"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("dead_relu_frac", "saturation_frac"):
+            _check_float(name, getattr(self, name), minimum=0.0, maximum=1.0)
+        for name in ("vanishing_ratio", "vanishing_rms", "update_ratio_min"):
+            _check_float(name, getattr(self, name), minimum=0.0)
+        for name in ("exploding_factor", "loss_divergence_factor"):
+            _check_float(name, getattr(self, name), minimum=1.0)
+        _check_float("update_ratio_max", self.update_ratio_max, minimum=0.0)
+        if self.update_ratio_min >= self.update_ratio_max:
+            raise ValueError(
+                "`update_ratio_min` must be below `update_ratio_max`. Received: "
+                f"update_ratio_min={self.update_ratio_min}, "
+                f"update_ratio_max={self.update_ratio_max}."
+            )
         # --- end diagnosis validation ---
         # --- timing validation ---
+        _check_float("slow_step_factor", self.slow_step_factor, minimum=1.0)
+        _check_float("slow_step_mads", self.slow_step_mads)
+        _check_float("slow_step_min_ms", self.slow_step_min_ms)
+        _check_int("slow_step_window", self.slow_step_window, minimum=3)
+        _check_int("slow_step_warmup", self.slow_step_warmup, minimum=3)
+        if self.slow_step_warmup > self.slow_step_window:
+            raise ValueError(
+                "`slow_step_warmup` must be <= `slow_step_window` (the baseline "
+                f"never fills otherwise). Received: slow_step_warmup="
+                f"{self.slow_step_warmup}, slow_step_window={self.slow_step_window}."
+            )
+        _check_float("input_bound_share", self.input_bound_share, maximum=1.0)
+        _check_float("input_bound_min_ms", self.input_bound_min_ms)
+        _check_int("input_bound_window", self.input_bound_window, minimum=1)
+        _check_int("retrace_min_count", self.retrace_min_count, minimum=1)
+        _check_bool("profile_on_slow_step", self.profile_on_slow_step)
+        _check_int("profile_length", self.profile_length, minimum=1)
+        _check_int("profile_max_traces", self.profile_max_traces, minimum=0)
+        if self.profile_length > 10:
+            raise ValueError(
+                "`profile_length` must be <= 10: a longer trace is slow to write "
+                "and to open in TensorBoard. Received: "
+                f"profile_length={self.profile_length}."
+            )
+        if self.profile_steps is not None:
+            ps = self.profile_steps
+            if (
+                isinstance(ps, str)
+                or not isinstance(ps, Sequence)
+                or len(ps) != 2
+                or not all(isinstance(s, int) and not isinstance(s, bool) for s in ps)
+            ):
+                raise TypeError(
+                    "`profile_steps` must be None or a pair of ints (first, last): "
+                    "the global steps to trace, inclusive, e.g. (10, 14). "
+                    f"Received: profile_steps={ps!r} of type {type(ps).__name__}."
+                )
+            first, last = ps
+            if first < 0 or last < first or last - first + 1 > 10:
+                raise ValueError(
+                    "`profile_steps` must be (first, last) with 0 <= first <= last "
+                    "and at most 10 steps (last - first + 1 <= 10), e.g. (10, 14). "
+                    f"Received: profile_steps={ps!r}."
+                )
+            object.__setattr__(self, "profile_steps", (int(first), int(last)))
         # --- end timing validation ---
 
     @property

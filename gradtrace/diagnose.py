@@ -1,7 +1,16 @@
 """Runs the detectors over the stream of records (numpy only, no TensorFlow).
 
 The live fit loop and `gradtrace report` both feed a `Diagnoser` the same
-records, so both apply exactly the same rules.
+records, so both apply exactly the same rules:
+
+- `observe_stats(StepStats)` once per step, in step order: every per-step
+  detector (`STATS_DETECTORS`) judges it;
+- `observe_time(StepTime)` once per step: the timing detectors
+  (`gradtrace.detectors.timing.TimingDetector`, when that module exists);
+- `finish()` once at the end, for run-level rules.
+
+Each `Detection` goes to the `FindingBook`, which keeps one finding per
+(kind, layer). The first `non_finite` detection sets `stop_requested`.
 """
 
 from __future__ import annotations
@@ -10,30 +19,106 @@ import collections
 
 import numpy as np
 
+from .detectors import Detection
+from .detectors.dead_relu import DeadReluDetector
+from .detectors.exploding_gradient import ExplodingGradientDetector
+from .detectors.loss_divergence import LossDivergenceDetector
+from .detectors.non_finite import NonFiniteDetector
+from .detectors.saturation import SaturationDetector
+from .detectors.update_ratio import UpdateRatioDetector
+from .detectors.vanishing_gradient import VanishingGradientDetector
 from .findings import FindingBook
 from .records import LayerInfo, StepStats, StepTime
 
 HEATMAP_STEPS = 256
 
+# Per-step detectors, in the order their findings are made within one step:
+# the NaN origin first (it stops the run), then model-wide, then per layer.
+STATS_DETECTORS = (
+    NonFiniteDetector,
+    ExplodingGradientDetector,
+    LossDivergenceDetector,
+    VanishingGradientDetector,
+    DeadReluDetector,
+    SaturationDetector,
+    UpdateRatioDetector,
+)
+
+
+def _timing_detector(config):
+    # The timing detectors live in their own module, which may not be
+    # installed in every build; diagnosis of the statistics works without it.
+    try:
+        from .detectors.timing import TimingDetector
+    except ImportError:
+        return None
+    return TimingDetector(config)
+
 
 class Diagnoser:
+    """Feeds records to every detector and files their detections.
+
+    Args:
+        config: the run's `gradtrace.Config` (thresholds).
+        layers: the probed layers, forward order (`LayerInfo`).
+        book: where findings go (one per kind and layer).
+
+    Example:
+
+    ```python
+    book = FindingBook()
+    diag = Diagnoser(gradtrace.Config(), layers, book)
+    for stats in records:
+        diag.observe_stats(stats)
+    diag.finish()
+    print(book.findings)
+    ```
+    """
+
     def __init__(self, config, layers: tuple[LayerInfo, ...], book: FindingBook):
         self.config = config
-        self.layers = layers
+        self.layers = tuple(layers or ())
         self.book = book
         self.stop_requested = False
         self.recent: collections.deque[StepStats] = collections.deque(
             maxlen=HEATMAP_STEPS
         )
+        self.detectors = [cls(config, self.layers) for cls in STATS_DETECTORS]
+        self.timing = _timing_detector(config)
+        self._finished = False
 
     def observe_stats(self, stats: StepStats) -> None:
         self.recent.append(stats)
+        for detector in self.detectors:
+            self._file(detector.observe_stats(stats))
 
     def observe_time(self, t: StepTime) -> None:
-        pass
+        if self.timing is not None:
+            self._file(self.timing.observe(t))
 
     def finish(self) -> None:
-        pass
+        if self._finished:
+            return
+        self._finished = True
+        for detector in self.detectors:
+            self._file(detector.finish())
+        if self.timing is not None:
+            self._file(self.timing.finish())
+
+    def _file(self, detections: list[Detection] | None) -> None:
+        for d in detections or ():
+            self.book.add(
+                d.kind,
+                d.step,
+                layer=d.layer,
+                value=d.value,
+                threshold=d.threshold,
+                message=d.message,
+                hint=d.hint,
+                severity=d.severity,
+            )
+            if d.kind == "non_finite":
+                self.stop_requested = True
 
     def heatmaps(self, sink, step: int) -> None:
         if not self.recent or not self.config.histograms or not self.layers:

@@ -33,6 +33,7 @@ ends, so its own start/stop time is in no `StepTime`.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -92,7 +93,7 @@ class StepProfiler:
             first, last = int(steps[0]), int(steps[1])
             self.pending.append((first, min(last, first + MAX_STEPS - 1)))
         self.traces: list[tuple[int, int, str | None]] = []
-        self.slow_steps: list[int] = []
+        self.slow_steps: collections.deque[int] = collections.deque(maxlen=2)
         self._triggered = 0
         self._running = False
         self._disabled = False
@@ -153,14 +154,15 @@ class StepProfiler:
             return
         if self._running and step < self._stop_at:
             return  # the running window already covers what follows
-        if any(last > step for _, last in self.pending):
-            return  # a window is already waiting
         first = step + 1
         if len(self.slow_steps) >= 2:
             period = self.slow_steps[-1] - self.slow_steps[-2]
             if period > self.length:
                 first = step + period - 1
-        self.pending.append((first, first + self.length - 1))
+        last = first + self.length - 1
+        if any(a <= last and first <= b for a, b in self.pending):
+            return  # a waiting window already covers these steps
+        self.pending.append((first, last))
         self.pending.sort()
         self._triggered += 1
 

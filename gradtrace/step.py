@@ -115,6 +115,8 @@ class TrainStep:
         # {layer name: [variable names]} whose gradient was None (set when traced)
         self.no_gradient: dict[str, list[str]] = {}
         self.trace_counts = {"light": 0, "heavy": 0}
+        self._traced_specs = {"light": set(), "heavy": set()}
+        self.last_input_spec = {"light": None, "heavy": None}  # see fit._Run.step
         self.light = self._compile(heavy=False)
         self.heavy = (
             self._compile(heavy=True) if (config.histograms and self.probed) else None
@@ -143,6 +145,21 @@ class TrainStep:
         return tf.function(
             step, reduce_retracing=True, jit_compile=bool(self.model.jit_compile)
         )
+
+    def trace_for(self, variant: str, spec) -> None:
+        """Traces `variant` once for the dataset's element spec.
+
+        The spec has a `None` batch dimension (and `None` wherever the data
+        varies), so, as with model.fit, whose function takes the iterator, a
+        smaller last batch does not retrace. Later calls with concrete
+        tensors reuse this trace (`reduce_retracing`); a spec the function
+        already has a trace for costs a cache lookup.
+        """
+        key = str(spec)  # specs of dict inputs are not hashable
+        if spec is None or self.model.run_eagerly or key in self._traced_specs[variant]:
+            return
+        self._traced_specs[variant].add(key)
+        getattr(self, variant).get_concrete_function(spec)
 
     @functools.cached_property
     def test(self):

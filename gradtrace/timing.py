@@ -88,15 +88,36 @@ class DeviceMemory:
 
 
 def spec_of(data):
-    """(index, shape, dtype) of every tensor leaf; Python values by repr."""
+    """The input signature of one step call, cheap enough for every step.
+
+    A list with, per leaf of `data` (`keras.tree` order), ``(shape, dtype)``
+    as the leaf holds them (no conversion), or ``("value", repr(leaf))`` for a
+    Python value. `retrace_reason` turns two of them into words, only when a
+    retrace happened.
+    """
     out = []
-    for i, leaf in enumerate(tree.flatten(data)):
+    for leaf in tree.flatten(data):
         shape = getattr(leaf, "shape", None)
         dtype = getattr(leaf, "dtype", None)
         if shape is not None and dtype is not None:
-            out.append((i, tuple(shape), str(getattr(dtype, "name", dtype))))
+            out.append((shape, dtype))
         else:
-            out.append((i, "value", repr(leaf)))
+            out.append(("value", repr(leaf)))
+    return out
+
+
+def _described(spec):
+    # (index, shape tuple | "value", dtype name | repr) per leaf.
+    out = []
+    for i, entry in enumerate(spec):
+        if len(entry) == 3:  # already described
+            out.append(entry)
+            continue
+        shape, dtype = entry
+        if isinstance(shape, str):
+            out.append((i, shape, dtype))
+        else:
+            out.append((i, tuple(shape), str(getattr(dtype, "name", dtype))))
     return out
 
 
@@ -104,8 +125,9 @@ def retrace_reason(prev, cur) -> str:
     """Which input changed between the previous call and a retracing one.
 
     Args:
-        prev: `spec_of` the previous call's inputs (None: no previous call).
-        cur: `spec_of` the retracing call's inputs.
+        prev: `spec_of` the previous call's inputs (None: no previous call),
+            or its described form ``[(index, shape tuple, dtype name), ...]``.
+        cur: `spec_of` the retracing call's inputs (either form).
 
     Returns:
         One clause for a person, e.g. ``"input 0 changed shape [32, 20] ->
@@ -113,6 +135,7 @@ def retrace_reason(prev, cur) -> str:
     """
     if prev is None:
         return f"{FIRST_CALL} (trace and compile)"
+    prev, cur = _described(prev), _described(cur)
     if len(prev) != len(cur):
         return f"the input structure changed ({len(prev)} -> {len(cur)} leaves)"
     for (i, s0, d0), (_, s1, d1) in zip(prev, cur):
@@ -154,9 +177,6 @@ class StepClock:
         self._now = time.perf_counter
         self._sync = make_device_sync() if sync is None else sync
         self.t_start = self.t_fetch = self.t_data = self.t_compute = None
-
-    def now(self) -> float:
-        return self._now()
 
     def now(self) -> float:
         """The clock's time in seconds (`time.perf_counter`)."""

@@ -160,7 +160,7 @@ def fit(
                     callback_list.on_train_batch_begin(begin_step)
                     run.clock.fetch()
                     data = next(iterator)
-                    out = run.step(data, epoch)
+                    out = run.step(data, epoch, getattr(iterator, "element_spec", None))
                     logs = out["logs"]
                     callback_list.on_train_batch_end(end_step, logs)
                     run.after_step()
@@ -309,13 +309,15 @@ class _Run:
         self.book = FindingBook(self._on_finding)
         self.diagnoser = None
         self.global_step = int(np.asarray(model.optimizer.iterations))
-        self._prev_spec = {"light": None, "heavy": None}
+        # Kept on the cached step: a later fit's retrace compares with the
+        # last input the step saw, in whichever fit that was.
+        self._prev_spec = self.step_fn.last_input_spec
         self._n_params = None
         self._loss_scale = None
         self._pending = None
 
     # -- per step -----------------------------------------------------------
-    def step(self, data, epoch):
+    def step(self, data, epoch, spec=None):
         self.clock.data_ready()
         cfg = self.config
         step = self.global_step
@@ -324,6 +326,7 @@ class _Run:
             variant = "heavy"
         counts = self.step_fn.trace_counts
         traces = counts[variant]
+        self.step_fn.trace_for(variant, spec)
         out = getattr(self.step_fn, variant)(data)
         stats = out["stats"].numpy() if "stats" in out else None
         loss = float(out["loss"].numpy())

@@ -1,0 +1,52 @@
+"""`dead_relu`: a ReLU-family layer whose units output 0 for every example.
+
+Rule: for a layer whose output passes through ReLU (``LayerInfo.activation ==
+"relu"``; LeakyReLU/ELU/GELU never output a constant 0 and are skipped), the
+share of units (last axis) whose output is 0 for *every* example and position
+of the batch (``act_dead_frac``) is >= `Config.dead_relu_frac` (default 0.7)
+for `Config.diagnosis_patience` consecutive checks (default 5), reported from
+step `Config.diagnosis_warmup` on (default 10).
+
+Why this and not "zeros per example": about half of a healthy ReLU layer's
+outputs are 0 for any one example; a unit is dead only when no example of the
+batch switches it on, and it stays dead over consecutive batches.
+DeepDiagnosis flags a node when >= 70% of its outputs are <= 0; AUTOTRAINER
+when >= 70% of gradient entries are exactly zero, both once per epoch.
+"""
+
+from __future__ import annotations
+
+from ..records import StepStats
+from . import Detection
+from ._common import LayerDetector, column, pct
+
+KIND = "dead_relu"
+HINT = (
+    "Lower the learning rate, use He initialisation (kernel_initializer="
+    "'he_normal') with zero biases, or switch to LeakyReLU/ELU."
+)
+
+
+class DeadReluDetector(LayerDetector):
+    """Per ReLU layer: share of units that are 0 for the whole batch."""
+
+    kind = KIND
+
+    def observe_stats(self, stats: StepStats) -> list[Detection]:
+        thr = self.config.dead_relu_frac
+        dead = column(stats, "act_dead_frac")
+        out = []
+        for j, name in enumerate(stats.layers):
+            info = self.info(name)
+            if not info.relu_family:
+                continue
+            n = self.persistent(stats, name, dead[j], dead[j] >= thr)
+            if not n:
+                continue
+            units = f"its {info.n_units} units" if info.n_units else "its units"
+            message = (
+                f"{pct(dead[j])} of {units} output 0 for every example in the "
+                f"batch (threshold {pct(thr)}), for {n} consecutive steps."
+            )
+            out.append(self.detection(stats, name, dead[j], thr, message, HINT))
+        return out

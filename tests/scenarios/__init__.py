@@ -1,0 +1,1 @@
+"""The scenario suite (see programs.py)."""

@@ -1,0 +1,190 @@
+import pathlib
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import gradtrace.records as gradtrace_records
+from gradtrace import Config
+from gradtrace.detectors import Detection
+from gradtrace.diagnose import STATS_DETECTORS, Diagnoser
+from gradtrace.findings import KINDS, FindingBook
+from gradtrace.records import StepTime
+
+from .detector_helpers import info, stats
+
+LAYERS = (info("h", n_units=8), info("out", "sigmoid", is_output=True))
+HEALTHY = dict(
+    grad_norm=[0.1, 0.2],
+    weight_norm=[3.0, 1.0],
+    update_norm=[3e-3, 1e-3],
+    act_dead_frac=[0.1, np.nan],
+    act_saturated_frac=[np.nan, 0.2],
+    grad_nonfinite=0,
+    act_nonfinite=0,
+)
+
+
+def test_diagnosis_modules_import_without_tensorflow():
+    # gradtrace/__init__.py exposes `fit` (TensorFlow); the diagnosis modules
+    # themselves must not need it, so `gradtrace report` and the live run
+    # share them. A bare package object stands in for gradtrace/__init__.
+    pkg_dir = pathlib.Path(gradtrace_records.__file__).parent
+    code = (
+        "import importlib, pkgutil, sys, types\n"
+        "sys.modules['tensorflow'] = None\n"  # any `import tensorflow` fails
+        "sys.modules['keras'] = None\n"
+        "pkg = types.ModuleType('gradtrace')\n"
+        f"pkg.__path__ = [{str(pkg_dir)!r}]\n"
+        "sys.modules['gradtrace'] = pkg\n"
+        "import gradtrace.records, gradtrace.findings, gradtrace.config\n"
+        "import gradtrace.diagnose, gradtrace.detectors\n"
+        "for m in pkgutil.iter_modules(gradtrace.detectors.__path__):\n"
+        "    importlib.import_module('gradtrace.detectors.' + m.name)\n"
+        "from gradtrace.diagnose import Diagnoser\n"
+        "from gradtrace.findings import FindingBook\n"
+        "d = Diagnoser(gradtrace.config.Config(), (), FindingBook())\n"
+        "d.finish()\n"
+        "loaded = [k for k, v in sys.modules.items() if v is not None]\n"
+        "assert not [k for k in loaded if k.startswith(('tensorflow', 'keras'))]\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_every_detector_kind_is_a_known_kind():
+    kinds = {cls.kind for cls in STATS_DETECTORS}
+    assert kinds == {
+        "non_finite",
+        "exploding_gradient",
+        "loss_divergence",
+        "vanishing_gradient",
+        "dead_relu",
+        "saturation",
+        "update_ratio",
+    }
+    assert kinds <= set(KINDS)
+
+
+def test_healthy_stream_makes_no_finding():
+    book = FindingBook()
+    diag = Diagnoser(Config(), LAYERS, book)
+    for i in range(100):
+        diag.observe_stats(stats(i, LAYERS, loss=1.0 / (1 + i), **HEALTHY))
+    diag.finish()
+    assert book.findings == [] and not diag.stop_requested
+
+
+def test_nan_stops_and_is_an_error_finding():
+    changes = []
+    book = FindingBook(lambda f, new: changes.append((f.kind, f.count, new)))
+    diag = Diagnoser(Config(), LAYERS, book)
+    diag.observe_stats(stats(0, LAYERS, **HEALTHY))
+    bad = dict(HEALTHY, act_nonfinite=[4, 4])
+    diag.observe_stats(stats(1, LAYERS, loss=float("nan"), **bad))
+    assert diag.stop_requested
+    (f,) = book.findings
+    assert (f.kind, f.severity, f.layer, f.step) == ("non_finite", "error", "h", 1)
+    diag.observe_stats(stats(2, LAYERS, loss=float("nan"), **bad))
+    assert changes == [("non_finite", 1, True), ("non_finite", 2, False)]
+    assert book.findings[0].last_step == 2
+
+
+def test_one_finding_per_kind_and_layer_with_counts():
+    book = FindingBook()
+    diag = Diagnoser(Config(), LAYERS, book)
+    dead = dict(HEALTHY, act_dead_frac=[1.0, np.nan])
+    for i in range(30):
+        diag.observe_stats(stats(i, LAYERS, **dead))
+    (f,) = book.findings
+    assert (f.kind, f.layer, f.step, f.last_step, f.count) == (
+        "dead_relu",
+        "h",
+        10,
+        29,
+        20,
+    )
+    assert f.severity == "warning" and f.hint
+
+
+def test_timing_detector_is_used_when_present(monkeypatch):
+    seen = []
+
+    class FakeTiming:
+        def __init__(self, config):
+            self.config = config
+
+        def observe(self, t):
+            seen.append(t.step)
+            if t.total_ms > 100:
+                return [
+                    Detection("slow_step", t.step, None, t.total_ms, 40.0, "m", "h")
+                ]
+            return []
+
+        def finish(self):
+            return [Detection("input_bound", 9, None, 0.9, 0.5, "m2", "h2")]
+
+    fake = types.ModuleType("gradtrace.detectors.timing")
+    fake.TimingDetector = FakeTiming
+    monkeypatch.setitem(sys.modules, "gradtrace.detectors.timing", fake)
+    book = FindingBook()
+    diag = Diagnoser(Config(), LAYERS, book)
+    for i, ms in enumerate([5.0, 500.0, 5.0]):
+        diag.observe_time(StepTime(i, 0, ms, 1.0, 2.0, 1.0, False))
+    diag.finish()
+    diag.finish()  # idempotent
+    assert seen == [0, 1, 2]
+    assert [(f.kind, f.step) for f in book.findings] == [
+        ("slow_step", 1),
+        ("input_bound", 9),
+    ]
+
+
+def test_works_without_the_timing_module(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gradtrace.detectors.timing", None)
+    diag = Diagnoser(Config(), LAYERS, FindingBook())
+    assert diag.timing is None
+    diag.observe_time(StepTime(0, 0, 5.0, 1.0, 2.0, 1.0, False))
+    diag.finish()
+
+
+def test_empty_layers_and_probes_off():
+    from gradtrace.records import StepStats
+
+    book = FindingBook()
+    diag = Diagnoser(Config(), (), book)
+    for i in range(20):
+        diag.observe_stats(StepStats(i, 0, 1.0, (), {"n_params": np.zeros(0)}))
+    diag.observe_stats(StepStats(20, 0, float("nan"), (), {"n_params": np.zeros(0)}))
+    assert [(f.kind, f.layer) for f in book.findings] == [("non_finite", None)]
+
+
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        (
+            dict(dead_relu_frac=1.5),
+            ValueError,
+            r"dead_relu_frac.*Received: dead_relu_frac=1.5",
+        ),
+        (dict(diagnosis_patience=0), ValueError, r"diagnosis_patience.*>= 1"),
+        (dict(diagnosis_warmup=-1), ValueError, r"diagnosis_warmup"),
+        (dict(vanishing_ratio="x"), TypeError, r"vanishing_ratio.*number"),
+        (dict(exploding_factor=0.5), ValueError, r"exploding_factor"),
+        (dict(loss_window=2.0), TypeError, r"loss_window.*int"),
+        (
+            dict(update_ratio_min=0.5, update_ratio_max=0.1),
+            ValueError,
+            r"update_ratio_min.*below.*update_ratio_max",
+        ),
+    ],
+)
+def test_config_thresholds_are_validated(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        Config(**kwargs)
