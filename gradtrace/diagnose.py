@@ -23,6 +23,7 @@ from .detectors import Detection
 from .detectors.dead_relu import DeadReluDetector
 from .detectors.exploding_gradient import ExplodingGradientDetector
 from .detectors.loss_divergence import LossDivergenceDetector
+from .detectors.loss_scale import LossScaleDetector
 from .detectors.non_finite import NonFiniteDetector
 from .detectors.saturation import SaturationDetector
 from .detectors.update_ratio import UpdateRatioDetector
@@ -36,6 +37,7 @@ HEATMAP_STEPS = 256
 # the NaN origin first (it stops the run), then model-wide, then per layer.
 STATS_DETECTORS = (
     NonFiniteDetector,
+    LossScaleDetector,
     ExplodingGradientDetector,
     LossDivergenceDetector,
     VanishingGradientDetector,
@@ -101,7 +103,9 @@ class Diagnoser:
             return
         self._finished = True
         for detector in self.detectors:
-            self._file(detector.finish())
+            finish = getattr(detector, "finish", None)  # optional in the contract
+            if finish is not None:
+                self._file(finish())
         if self.timing is not None:
             self._file(self.timing.finish())
 

@@ -125,6 +125,8 @@ class StepTime:
         host_ms: the rest: callbacks, progress bar, logging, gradtrace.
         retraced: this step traced (or compiled) the step function again.
         retrace_reason: what changed, when `retraced`.
+        peak_memory_mb: peak device memory during the step (GPU only, where
+            TensorFlow reports it), else None.
     """
 
     step: int
@@ -135,3 +137,4 @@ class StepTime:
     host_ms: float
     retraced: bool
     retrace_reason: str | None = None
+    peak_memory_mb: float | None = None

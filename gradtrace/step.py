@@ -14,7 +14,8 @@ Data contract of one call, `step(data) -> dict` of tensors:
     "stats": [n_layers, len(records.LAYER_FIELDS)] float32, rows in forward
              order (`TrainStep.layer_infos`), NaN = not measured; only when a
              probe family is on
-    "hists": {tag: [bins, 3] float32}; heavy step only
+    "hists": [n, 2 + bins] float32, one histogram per row (`probes.stats.
+             histogram`), tags in `TrainStep.hist_tags`; heavy step only
 
 All statistics come from the tensors of the pass that trains the model: the
 tape's gradients (before any clipping by the optimizer, unscaled under loss
@@ -101,12 +102,10 @@ class TrainStep:
             if self.probed
             else []
         )
-        tw = model.trainable_weights
-        index = {id(v): i for i, v in enumerate(tw)}
-        self._var_idx = [
-            [index[id(v)] for v in u.trainable_weights if id(v) in index]
-            for u in self.units
-        ]
+        # Which trainable variables each probed layer owns: indexed when the
+        # step is traced (an unbuilt subclassed model creates its variables
+        # during the first trace, as with model.fit).
+        self._var_idx: list[list[int]] = []
         self._scale = getattr(model.optimizer, "dynamic_scale", None)
         self.strategy = model.distribute_strategy
         self.n_replicas = int(self.strategy.num_replicas_in_sync)
@@ -115,6 +114,7 @@ class TrainStep:
         # {layer name: [variable names]} whose gradient was None (set when traced)
         self.no_gradient: dict[str, list[str]] = {}
         self.trace_counts = {"light": 0, "heavy": 0}
+        self.hist_tags: tuple[str, ...] = ()
         self._traced_specs = {"light": set(), "heavy": set()}
         self.last_input_spec = {"light": None, "heavy": None}  # see fit._Run.step
         self.light = self._compile(heavy=False)
@@ -233,6 +233,11 @@ class TrainStep:
                 tf.distribute.ReduceOp.SUM, out["loss"]
             )
         tw = model.trainable_weights
+        index = {id(v): i for i, v in enumerate(tw)}
+        self._var_idx = [
+            [index[id(v)] for v in u.trainable_weights if id(v) in index]
+            for u in self.units
+        ]
         skipped = None
         if tw:
             grads = tape.gradient(scaled_loss, tw)
@@ -423,24 +428,30 @@ class TrainStep:
             r[nf] = counts[i]
 
     def _hists(self, grads, acts, order):
+        """All histograms of a heavy step as one [n, 2 + bins] tensor.
+
+        Row k belongs to `self.hist_tags[k]` (set when traced).
+        """
         cfg = self.config
         tw = self.model.trainable_weights
-        out = {}
+        tags_, rows = [], []
+
+        def add(tag, t):
+            tags_.append(tag)
+            rows.append(st.histogram(t, HIST_BINS, xla=self.xla))
+
         for k in order:
             unit = self.units[k]
             for i in self._var_idx[k]:
                 vname = tw[i].name
                 if cfg.gradients and grads[i] is not None:
-                    out[tags.layer_tag("gradients", unit.name, vname)] = st.histogram(
-                        grads[i], HIST_BINS, xla=self.xla
-                    )
+                    add(tags.layer_tag("gradients", unit.name, vname), grads[i])
                 if cfg.weights:
-                    out[tags.layer_tag("weights", unit.name, vname)] = st.histogram(
-                        tw[i].value, HIST_BINS, xla=self.xla
-                    )
+                    add(tags.layer_tag("weights", unit.name, vname), tw[i].value)
             t = acts.get(id(unit))
             if cfg.activations and t is not None:
-                out[tags.layer_tag("activations", unit.name, "histogram")] = (
-                    st.histogram(t, HIST_BINS, xla=self.xla)
-                )
-        return out
+                add(tags.layer_tag("activations", unit.name, "histogram"), t)
+        self.hist_tags = tuple(tags_)
+        if not rows:
+            return tf.zeros([0, HIST_BINS + 2])
+        return tf.stack(rows)

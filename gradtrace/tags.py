@@ -16,6 +16,7 @@ Tag grammar (all in ``LOGDIR/train`` unless said otherwise; ``<layer>`` is
     activations/<layer>/mean|std|zero_frac|dead_frac|saturated_frac|nonfinite
     activations/<layer>/histogram       histogram (heavy steps)
     timing/total_ms|data_ms|compute_ms|host_ms|retraced
+    timing/peak_memory_mb               GPU only: peak device memory of the step
     findings                            text: one line per finding state change
 
 Step is the 0-based optimizer step for per-step tags, the epoch for epoch_*.

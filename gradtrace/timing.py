@@ -173,9 +173,11 @@ class StepClock:
     ```
     """
 
-    def __init__(self, sync=None):
+    def __init__(self, sync=None, memory: DeviceMemory | None = None):
         self._now = time.perf_counter
         self._sync = make_device_sync() if sync is None else sync
+        self._memory = memory
+        self.peak_mb = None
         self.t_start = self.t_fetch = self.t_data = self.t_compute = None
 
     def now(self) -> float:
@@ -196,6 +198,8 @@ class StepClock:
     def compute_done(self):
         self._sync()
         self.t_compute = self._now()
+        if self._memory is not None:  # after the clock: not part of compute_ms
+            self.peak_mb = self._memory.peak_mb()
 
     def finish(self, step, epoch, retraced, reason, t_next_start) -> StepTime:
         """The `StepTime` of the step begun by the last `start()`.
@@ -220,4 +224,5 @@ class StepClock:
             host_ms=max(total - data - compute, 0.0),
             retraced=bool(retraced),
             retrace_reason=reason,
+            peak_memory_mb=self.peak_mb,
         )

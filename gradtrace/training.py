@@ -123,9 +123,11 @@ def fit(
     )
     _symbolic_build(model, epoch_iterator)
     epoch_iterator.reset()
-    if not model.optimizer.built:
+    if not model.optimizer.built and model.trainable_variables:
         # Under a strategy the optimizer's slots must exist before the step is
-        # traced; building eagerly here is what model.fit does on first call.
+        # traced. (An unbuilt subclassed model has no variables yet outside a
+        # strategy: it and its optimizer are built by the first trace, as in
+        # model.fit.)
         with model.distribute_strategy.scope():
             model.optimizer.build(model.trainable_variables)
 
@@ -290,7 +292,10 @@ class _Run:
         self.history = history
         self.logdir = logdir
         self.step_fn = cached_step(model, config)
-        self.clock = StepClock()
+        from .timing import DeviceMemory
+
+        # Peak device memory: GPU only (guarded: not every device reports it).
+        self.clock = StepClock(memory=DeviceMemory.default() if config.timing else None)
         self.profiler = StepProfiler.from_config(config, logdir)
         self.tb = None
         self.jsonl = None
@@ -358,7 +363,7 @@ class _Run:
         if self.tb is not None and step % self.config.write_every == 0:
             self.tb.step_stats(stats, loss_only=packed is None)
         if hists is not None and self.tb is not None:
-            self.tb.histograms(step, {k: v.numpy() for k, v in hists.items()})
+            self.tb.histograms(step, dict(zip(self.step_fn.hist_tags, hists.numpy())))
             self.diagnoser.heatmaps(self.tb, step)
         if self.diagnoser.stop_requested and self.config.stop_on_non_finite:
             self.model.stop_training = True

@@ -1,4 +1,3 @@
-import pathlib
 import subprocess
 import sys
 import types
@@ -6,7 +5,6 @@ import types
 import numpy as np
 import pytest
 
-import gradtrace.records as gradtrace_records
 from gradtrace import Config
 from gradtrace.detectors import Detection
 from gradtrace.diagnose import STATS_DETECTORS, Diagnoser
@@ -28,25 +26,19 @@ HEALTHY = dict(
 
 
 def test_diagnosis_modules_import_without_tensorflow():
-    # gradtrace/__init__.py exposes `fit` (TensorFlow); the diagnosis modules
-    # themselves must not need it, so `gradtrace report` and the live run
-    # share them. A bare package object stands in for gradtrace/__init__.
-    pkg_dir = pathlib.Path(gradtrace_records.__file__).parent
+    # The live run and `gradtrace report` share these modules; they must not
+    # need TensorFlow (nor Keras).
     code = (
-        "import importlib, pkgutil, sys, types\n"
+        "import importlib, pkgutil, sys\n"
         "sys.modules['tensorflow'] = None\n"  # any `import tensorflow` fails
         "sys.modules['keras'] = None\n"
-        "pkg = types.ModuleType('gradtrace')\n"
-        f"pkg.__path__ = [{str(pkg_dir)!r}]\n"
-        "sys.modules['gradtrace'] = pkg\n"
-        "import gradtrace.records, gradtrace.findings, gradtrace.config\n"
+        "import gradtrace, gradtrace.records, gradtrace.findings\n"
         "import gradtrace.diagnose, gradtrace.detectors\n"
         "for m in pkgutil.iter_modules(gradtrace.detectors.__path__):\n"
         "    importlib.import_module('gradtrace.detectors.' + m.name)\n"
         "from gradtrace.diagnose import Diagnoser\n"
         "from gradtrace.findings import FindingBook\n"
-        "d = Diagnoser(gradtrace.config.Config(), (), FindingBook())\n"
-        "d.finish()\n"
+        "Diagnoser(gradtrace.Config(), (), FindingBook()).finish()\n"
         "loaded = [k for k, v in sys.modules.items() if v is not None]\n"
         "assert not [k for k in loaded if k.startswith(('tensorflow', 'keras'))]\n"
         "print('ok')\n"
@@ -93,6 +85,21 @@ def test_nan_stops_and_is_an_error_finding():
     diag.observe_stats(stats(2, LAYERS, loss=float("nan"), **bad))
     assert changes == [("non_finite", 1, True), ("non_finite", 2, False)]
     assert book.findings[0].last_step == 2
+
+
+def test_collapsed_loss_scale_stops_the_run():
+    from gradtrace.records import StepStats
+
+    book = FindingBook()
+    diag = Diagnoser(Config(), (), book)
+    n = {"n_params": np.zeros(0)}
+    diag.observe_stats(StepStats(0, 0, 1.0, (), n, loss_scale=2.0**15))
+    assert not diag.stop_requested
+    diag.observe_stats(StepStats(1, 0, 1.0, (), n, loss_scale=0.5))
+    assert diag.stop_requested
+    assert [(f.kind, f.severity, f.step) for f in book.findings] == [
+        ("non_finite", "error", 1)
+    ]
 
 
 def test_one_finding_per_kind_and_layer_with_counts():

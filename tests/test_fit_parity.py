@@ -124,3 +124,30 @@ def test_regularization_loss_counts():
     # one step on the full batch: the logged loss includes the L2 term
     assert h.history["loss"][0] == pytest.approx(h_ref.history["loss"][0], rel=1e-6)
     assert weights_close(ref, got)
+
+
+class _Sub(keras.Model):
+    def __init__(self):
+        super().__init__(name="sub")
+        self.a = keras.layers.Dense(8, activation="relu")
+        self.b = keras.layers.Dense(3, activation="softmax")
+
+    def call(self, x):
+        return self.b(self.a(x))
+
+
+def _unbuilt_subclassed():
+    keras.utils.set_random_seed(4)
+    m = _Sub()  # no variables until the first (traced) call
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def test_unbuilt_subclassed_model_matches_model_fit():
+    x, y = _data("mlp")
+    ref = _unbuilt_subclassed()
+    h_ref = ref.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+    got = _unbuilt_subclassed()
+    h = gradtrace.fit(got, x, y, batch_size=32, epochs=2, shuffle=False, verbose=0, config=quiet())
+    assert weights_close(ref, got)
+    np.testing.assert_allclose(h.history["loss"], h_ref.history["loss"], rtol=1e-5)

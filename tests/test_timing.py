@@ -161,3 +161,19 @@ def test_fit_charges_batch_begin_callbacks_to_host_not_data(xy):
         True,
         True,
     ]  # heavy, light first calls
+
+
+def test_peak_memory_read_after_the_clock_and_recorded():
+    from gradtrace.timing import StepClock
+
+    class FakeMemory:
+        def peak_mb(self):
+            return 123.0
+
+    clock = StepClock(sync=lambda: None, memory=FakeMemory())
+    clock.start()
+    clock.data_ready()
+    clock.compute_done()
+    t = clock.finish(0, 0, False, None, clock.now())
+    assert t.peak_memory_mb == 123.0
+    assert StepClock(sync=lambda: None).finish.__self__.peak_mb is None

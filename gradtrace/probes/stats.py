@@ -120,39 +120,43 @@ def act_stats(t, kind: str, heavy: bool, reduce_unit_max=None) -> tf.Tensor:
 
 
 def histogram(t, bins: int = 30, xla: bool = False) -> tf.Tensor:
-    """TensorBoard histogram buckets of the finite entries: [bins, 3] float32.
+    """Histogram of the finite entries as a float32 vector [lo, hi, counts...].
 
-    Rows are (left edge, right edge, count), the tensor layout of
-    TensorBoard's histogram plugin. Non-finite entries are left out.
+    `bins` equal-width buckets between the finite minimum `lo` and maximum
+    `hi` (widened by 0.5 each way for a constant tensor); the host turns the
+    vector into TensorBoard's (left, right, count) rows
+    (`histogram_buckets`), which keeps the heavy step's graph small and
+    quick to trace. Non-finite entries are left out of the counts.
     `xla=True` counts with a scatter-add (`unsorted_segment_sum`), which XLA
     compiles; `tf.histogram_fixed_width` (faster on CPU) has no XLA kernel.
     """
     x = tf.reshape(_f32(t), [-1])
-    all_finite = tf.math.is_finite(tf.reduce_sum(x))
-
-    def clean():
-        finite = tf.math.is_finite(x)
-        lo = tf.reduce_min(tf.where(finite, x, float("inf")))
-        fill = tf.where(tf.math.is_finite(lo), lo, 0.0)
-        return tf.where(finite, x, fill), tf.reduce_sum(tf.cast(~finite, tf.float32))
-
-    x, n_bad = tf.cond(all_finite, lambda: (x, tf.constant(0.0)), clean)
-    lo = tf.reduce_min(x) if x.shape.num_elements() != 0 else tf.constant(0.0)
-    hi = tf.reduce_max(x) if x.shape.num_elements() != 0 else tf.constant(0.0)
-    lo = tf.where(tf.math.is_finite(lo), lo, 0.0)
-    hi = tf.where(tf.math.is_finite(hi), hi, 0.0)
-    flat = hi <= lo
-    lo = tf.where(flat, lo - 0.5, lo)
-    hi = tf.where(flat, hi + 0.5, hi)
+    # No tf.cond here: a cond per histogram made the heavy step much slower
+    # to trace; the extra passes cost little on a heavy step.
+    finite = tf.math.is_finite(x)
+    lo = tf.reduce_min(tf.where(finite, x, float("inf")))
+    hi = tf.reduce_max(tf.where(finite, x, float("-inf")))
+    has = lo <= hi  # at least one finite entry
+    flat = ~has | (hi <= lo)
+    lo = tf.where(has, lo, 0.0) - tf.where(flat, 0.5, 0.0)
+    hi = tf.where(has, hi, 0.0) + tf.where(flat, 0.5, 0.0)
+    # Non-finite entries are counted into the first bucket, then taken out.
+    n_bad = tf.reduce_sum(tf.cast(~finite, tf.float32))
+    x = tf.where(finite, x, lo)
     if xla:
         pos = (x - lo) / (hi - lo) * bins
         idx = tf.clip_by_value(tf.cast(tf.floor(pos), tf.int32), 0, bins - 1)
         counts = tf.math.unsorted_segment_sum(tf.ones_like(x), idx, bins)
     else:
-        counts = tf.cast(
-            tf.histogram_fixed_width(x, tf.stack([lo, hi]), nbins=bins), tf.float32
-        )
-    # Non-finite entries were replaced by the minimum: take them out again.
-    counts = counts - tf.one_hot(0, bins) * n_bad
-    edges = tf.linspace(lo, hi, bins + 1)
-    return tf.stack([edges[:-1], edges[1:], counts], axis=1)
+        counts = tf.cast(tf.histogram_fixed_width(x, tf.stack([lo, hi]), nbins=bins), tf.float32)
+    return tf.concat([tf.stack([lo, hi, counts[0] - n_bad]), counts[1:]], axis=0)
+
+
+def histogram_buckets(packed) -> "np.ndarray":
+    """Host side of `histogram`: [lo, hi, counts...] -> [bins, 3] rows."""
+    import numpy as np
+
+    packed = np.asarray(packed, dtype=np.float64)
+    lo, hi, counts = packed[0], packed[1], packed[2:]
+    edges = np.linspace(lo, hi, len(counts) + 1)
+    return np.stack([edges[:-1], edges[1:], counts], axis=1)

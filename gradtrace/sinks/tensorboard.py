@@ -37,6 +37,7 @@ from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.plugins.text import metadata as text_metadata
 
 from .. import tags
+from ..probes.stats import histogram_buckets
 
 FLUSH_SECS = 2.0
 _SCALAR_META = scalar_metadata.create_summary_metadata("", "").SerializeToString()
@@ -113,9 +114,10 @@ class _Run:
         self._seen.add(tag)
         return factory()
 
-    def histogram_value(self, tag, buckets: np.ndarray):
+    def histogram_value(self, tag, packed: np.ndarray):
+        """`packed`: [lo, hi, counts...] from `probes.stats.histogram`."""
         md = self._meta(tag, lambda: histogram_metadata.create_summary_metadata("", ""))
-        b = np.asarray(buckets, dtype=np.float64)
+        b = histogram_buckets(packed)
         tensor = tensor_pb2.TensorProto(
             dtype=types_pb2.DT_DOUBLE,
             tensor_content=b.tobytes(),
@@ -223,11 +225,10 @@ class TensorBoardSink:
         self.train.scalars(stats.step, time.time(), items)
 
     def step_time(self, t) -> None:
-        self.train.scalars(
-            t.step,
-            time.time(),
-            [(tags.timing_tag(f), float(getattr(t, f))) for f in tags.TIMING_FIELDS],
-        )
+        items = [(tags.timing_tag(f), float(getattr(t, f))) for f in tags.TIMING_FIELDS]
+        if t.peak_memory_mb is not None:
+            items.append((tags.timing_tag("peak_memory_mb"), t.peak_memory_mb))
+        self.train.scalars(t.step, time.time(), items)
 
     def histograms(self, step: int, hists: dict) -> None:
         run = self.train

@@ -198,10 +198,7 @@ def healthy_subclassed():
             h = self.inp(x)
             return self.out(h + self.block(h))
 
-    m = Residual()
-    # Built before fit: gradtrace.fit on an *unbuilt* subclassed model builds
-    # the optimizer with no variables ("Unknown variable"), reported to fit.py.
-    m(x[:1])
+    m = Residual()  # left unbuilt: the first traced step builds it, as in model.fit
     m.compile("adam", "binary_crossentropy", metrics=["accuracy"])
     return m, dict(x=x, y=y, batch_size=32, epochs=2)
 
