@@ -335,7 +335,9 @@ class _Run:
         out = getattr(self.step_fn, variant)(data)
         stats = out["stats"].numpy() if "stats" in out else None
         loss = float(out["loss"].numpy())
-        self._loss_scale = float(out["loss_scale"].numpy()) if "loss_scale" in out else None
+        self._loss_scale = (
+            float(out["loss_scale"].numpy()) if "loss_scale" in out else None
+        )
         self.clock.compute_done()
         retraced = counts[variant] != traces
         reason = None

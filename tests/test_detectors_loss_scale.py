@@ -6,7 +6,14 @@ from gradtrace.records import StepStats
 
 
 def _stats(step, scale):
-    return StepStats(step=step, epoch=0, loss=1.0, layers=("a",), values={"n_params": np.array([4.0])}, loss_scale=scale)
+    return StepStats(
+        step=step,
+        epoch=0,
+        loss=1.0,
+        layers=("a",),
+        values={"n_params": np.array([4.0])},
+        loss_scale=scale,
+    )
 
 
 def test_collapsed_scale_is_non_finite():
@@ -14,7 +21,12 @@ def test_collapsed_scale_is_non_finite():
     assert d.observe_stats(_stats(0, 32768.0)) == []
     assert d.observe_stats(_stats(1, None)) == []  # not mixed precision
     (det,) = d.observe_stats(_stats(2, 0.5))
-    assert det.kind == "non_finite" and det.layer is None and det.value == 0.5 and det.threshold == 1.0
+    assert (
+        det.kind == "non_finite"
+        and det.layer is None
+        and det.value == 0.5
+        and det.threshold == 1.0
+    )
     assert "collapsed to 0.5" in det.message
 
 

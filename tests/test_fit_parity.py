@@ -148,6 +148,8 @@ def test_unbuilt_subclassed_model_matches_model_fit():
     ref = _unbuilt_subclassed()
     h_ref = ref.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
     got = _unbuilt_subclassed()
-    h = gradtrace.fit(got, x, y, batch_size=32, epochs=2, shuffle=False, verbose=0, config=quiet())
+    h = gradtrace.fit(
+        got, x, y, batch_size=32, epochs=2, shuffle=False, verbose=0, config=quiet()
+    )
     assert weights_close(ref, got)
     np.testing.assert_allclose(h.history["loss"], h_ref.history["loss"], rtol=1e-5)

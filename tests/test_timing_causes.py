@@ -220,7 +220,10 @@ def test_sequence_length_change_retrace():
     gradtrace.fit(model, part(5, 10), verbose=0, config=quiet(histogram_every=1000))
     h = gradtrace.fit(model, part(5, 20), verbose=0, config=quiet(histogram_every=1000))
     first = h.step_times[0]
-    assert first.retraced and "changed shape [8, 10, 4] -> [8, 20, 4]" in first.retrace_reason
+    assert (
+        first.retraced
+        and "changed shape [8, 10, 4] -> [8, 20, 4]" in first.retrace_reason
+    )
     (retr,) = [f for f in timing_findings(h) if f.kind == "retracing"]
     assert retr.step == 5 and "changed shape" in retr.message
     assert "pad" in retr.hint

@@ -125,7 +125,7 @@ def histogram(t, bins: int = 30, xla: bool = False) -> tf.Tensor:
     `bins` equal-width buckets between the finite minimum `lo` and maximum
     `hi` (widened by 0.5 each way for a constant tensor); the host turns the
     vector into TensorBoard's (left, right, count) rows
-    (`histogram_buckets`), which keeps the heavy step's graph small and
+    (`sinks.tensorboard.histogram_buckets`), which keeps the heavy step's graph small and
     quick to trace. Non-finite entries are left out of the counts.
     `xla=True` counts with a scatter-add (`unsorted_segment_sum`), which XLA
     compiles; `tf.histogram_fixed_width` (faster on CPU) has no XLA kernel.
@@ -148,15 +148,7 @@ def histogram(t, bins: int = 30, xla: bool = False) -> tf.Tensor:
         idx = tf.clip_by_value(tf.cast(tf.floor(pos), tf.int32), 0, bins - 1)
         counts = tf.math.unsorted_segment_sum(tf.ones_like(x), idx, bins)
     else:
-        counts = tf.cast(tf.histogram_fixed_width(x, tf.stack([lo, hi]), nbins=bins), tf.float32)
+        counts = tf.cast(
+            tf.histogram_fixed_width(x, tf.stack([lo, hi]), nbins=bins), tf.float32
+        )
     return tf.concat([tf.stack([lo, hi, counts[0] - n_bad]), counts[1:]], axis=0)
-
-
-def histogram_buckets(packed) -> "np.ndarray":
-    """Host side of `histogram`: [lo, hi, counts...] -> [bins, 3] rows."""
-    import numpy as np
-
-    packed = np.asarray(packed, dtype=np.float64)
-    lo, hi, counts = packed[0], packed[1], packed[2:]
-    edges = np.linspace(lo, hi, len(counts) + 1)
-    return np.stack([edges[:-1], edges[1:], counts], axis=1)

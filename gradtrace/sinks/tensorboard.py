@@ -37,7 +37,6 @@ from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.plugins.text import metadata as text_metadata
 
 from .. import tags
-from ..probes.stats import histogram_buckets
 
 FLUSH_SECS = 2.0
 _SCALAR_META = scalar_metadata.create_summary_metadata("", "").SerializeToString()
@@ -269,6 +268,15 @@ class TensorBoardSink:
     def close(self) -> None:
         self.train.close()
         self.validation.close()
+
+
+def histogram_buckets(packed) -> np.ndarray:
+    """[lo, hi, counts...] (`probes.stats.histogram`) -> [bins, 3] rows of
+    (left edge, right edge, count), TensorBoard's histogram tensor layout."""
+    packed = np.asarray(packed, dtype=np.float64)
+    lo, hi, counts = packed[0], packed[1], packed[2:]
+    edges = np.linspace(lo, hi, len(counts) + 1)
+    return np.stack([edges[:-1], edges[1:], counts], axis=1)
 
 
 def _is_number(v):
