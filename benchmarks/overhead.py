@@ -176,7 +176,21 @@ def main(argv=None):
         "--variants", default="keras,keras_tb,gt_off,gt_timing,gt_default,gt_all"
     )
     p.add_argument("--no-first-call", action="store_true")
+    p.add_argument(
+        "--mirrored",
+        action="store_true",
+        help="train every variant under MirroredStrategy over 2 logical CPU devices",
+    )
     a = p.parse_args(argv)
+    strategy = None
+    if a.mirrored:
+        import tensorflow as tf
+
+        (cpu,) = tf.config.list_physical_devices("CPU")
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+        )
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     names = a.variants.split(",")
     tmp = tempfile.mkdtemp(prefix="gradtrace-bench-")
     variants = make_variants(tmp)
@@ -191,7 +205,11 @@ def main(argv=None):
         rng = np.random.default_rng(0)
         x = rng.normal(size=(bs * steps, *shape)).astype("float32")
         y = rng.integers(0, 10, bs * steps)
-        models = {v: build() for v in names}
+        if strategy is not None:
+            with strategy.scope():
+                models = {v: build() for v in names}
+        else:
+            models = {v: build() for v in names}
         for v in names:  # warm-up: trace and compile every variant once
             variants[v](models[v], x[: bs * 4], y[: bs * 4], bs, _Clock())
         per = {v: [] for v in names}
@@ -214,7 +232,7 @@ def main(argv=None):
             print(
                 f"\ntiming on / off: {statistics.median(per['gt_timing']) / statistics.median(per['gt_off']):.3f}x"
             )
-        if not a.no_first_call:
+        if not a.no_first_call and strategy is None:
             fc = first_call_seconds(build, shape, bs)
             print(
                 "first call (trace + compile + 1 step), s: "

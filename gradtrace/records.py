@@ -13,6 +13,7 @@ layer filtered out, or the gradient of a layer without trainable weights).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -97,15 +98,15 @@ class StepStats:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(n > 0, col / np.sqrt(n), np.nan)
 
-    @property
+    @functools.cached_property
     def grad_rms(self) -> np.ndarray:
         return self._per_param(self.grad_norm)
 
-    @property
+    @functools.cached_property
     def weight_rms(self) -> np.ndarray:
         return self._per_param(self.weight_norm)
 
-    @property
+    @functools.cached_property
     def update_ratio(self) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return self.update_norm / (self.weight_norm + 1e-12)

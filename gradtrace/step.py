@@ -116,6 +116,7 @@ class TrainStep:
         self.trace_counts = {"light": 0, "heavy": 0}
         self.hist_tags: tuple[str, ...] = ()
         self._traced_specs = {"light": set(), "heavy": set()}
+        self._last_spec = {"light": None, "heavy": None}
         self.last_input_spec = {"light": None, "heavy": None}  # see fit._Run.step
         self.light = self._compile(heavy=False)
         self.heavy = (
@@ -155,6 +156,9 @@ class TrainStep:
         tensors reuse this trace (`reduce_retracing`); a spec the function
         already has a trace for costs a cache lookup.
         """
+        if spec is self._last_spec[variant]:  # the same iterator: nothing to do
+            return
+        self._last_spec[variant] = spec
         key = str(spec)  # specs of dict inputs are not hashable
         if spec is None or self.model.run_eagerly or key in self._traced_specs[variant]:
             return
@@ -323,9 +327,13 @@ class TrainStep:
                 u_norm = nan
             t = acts.get(id(unit))
             kind = layers_mod.activation_kind(unit)
+            # Weightless layers without a nonlinearity (pooling, dropout,
+            # flatten, ...) only reshape what the layer before them made:
+            # their activation statistics come with heavy steps only.
+            light_ok = bool(idx) or kind in ("relu", "sigmoid", "tanh")
             a = (
-                tf.unstack(st.act_stats(t, kind, heavy, self._unit_max_reduce()))
-                if t is not None
+                tf.unstack(st.act_stats(t, kind, heavy, self._unit_sum_reduce()))
+                if t is not None and (heavy or light_ok)
                 else [nan] * len(ACT_FIELDS)
             )
             rows.append([*gs, w_norm, u_norm, *a])
@@ -370,7 +378,8 @@ class TrainStep:
             gcount, acount = counts()
         else:
             cols = [
-                LAYER_FIELDS.index(f) for f in ("grad_norm", "weight_norm", "act_std")
+                LAYER_FIELDS.index(f)
+                for f in ("grad_norm", "weight_norm", "act_mean", "act_std")
             ]
             checks = [tf.cast(loss, tf.float32)] + [
                 r[j] for r in rows for j in cols if r[j] is not nan
@@ -385,12 +394,12 @@ class TrainStep:
             self._combine_replicas(rows)
         return tf.stack([tf.stack(r) for r in rows]), order
 
-    def _unit_max_reduce(self):
+    def _unit_sum_reduce(self):
         if self.n_replicas == 1:
             return None
         ctx = tf.distribute.get_replica_context()
-        # ReLU outputs are >= 0, so the sum of per-replica maxima is > 0 iff
-        # any replica saw the unit fire (tf.distribute has no MAX reduction).
+        # Per-unit sums of ReLU outputs (>= 0): the total is 0 iff the unit
+        # was dead on every replica.
         return lambda v: ctx.all_reduce(tf.distribute.ReduceOp.SUM, v)
 
     def _combine_replicas(self, rows):

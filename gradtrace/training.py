@@ -432,6 +432,8 @@ class _Run:
             if lr is not None and "learning_rate" not in logs:
                 logs["learning_rate"] = lr
             self.tb.epoch(epoch, logs)
+        if self.jsonl is not None:
+            self.jsonl.flush()
 
     def finish(self):
         if self.diagnoser is not None:
@@ -451,7 +453,7 @@ class _Run:
         if self.profiler is not None and finding.kind == "slow_step":
             self.profiler.slow_step(finding.last_step)
         if self.jsonl is not None:
-            self.jsonl.write(finding)
+            self.jsonl.write(finding, is_new)
         if self.console is not None:
             self.console.write(finding, is_new)
         if self.tb is not None and is_new:

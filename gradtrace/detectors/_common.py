@@ -16,6 +16,12 @@ def column(stats: StepStats, name: str) -> np.ndarray:
     values = stats.values.get(name)
     if values is None:
         return np.full(n, np.nan)
+    if (
+        type(values) is np.ndarray
+        and values.dtype == np.float64
+        and values.shape == (n,)
+    ):
+        return values  # the fit loop's records: already the right form (hot path)
     out = np.asarray(values, dtype=np.float64).reshape(-1)
     if out.shape[0] != n:
         raise ValueError(
@@ -28,10 +34,22 @@ def column(stats: StepStats, name: str) -> np.ndarray:
 
 def grad_rms(stats: StepStats) -> np.ndarray:
     """Gradient RMS per parameter, ``||g|| / sqrt(n_params)``; NaN if unknown."""
+    if "grad_norm" in stats.values and "n_params" in stats.values:
+        return column_like(stats, stats.grad_rms)  # computed once per record
     g = column(stats, "grad_norm")
     n = column(stats, "n_params")
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(n > 0, g / np.sqrt(n), np.nan)
+
+
+def column_like(stats: StepStats, values) -> np.ndarray:
+    out = np.asarray(values, dtype=np.float64).reshape(-1)
+    if out.shape[0] != len(stats.layers):
+        raise ValueError(
+            f"A per-layer column has {out.shape[0]} entries but the step has "
+            f"{len(stats.layers)} layers ({stats.layers!r})."
+        )
+    return out
 
 
 class LayerLookup:

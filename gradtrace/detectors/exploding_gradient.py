@@ -63,7 +63,11 @@ class ExplodingGradientDetector:
         measured = g[~np.isnan(g)]
         with np.errstate(over="ignore"):
             total = float(np.sqrt(np.sum(np.square(measured))))
-        if len(self.history) >= 2:
+        # p90 >= min(history): below factor x min it cannot fire, and the
+        # percentile (the costly part, every step) is skipped.
+        if len(self.history) >= 2 and (
+            not np.isfinite(total) or total > cfg.exploding_factor * min(self.history)
+        ):
             base = float(np.percentile(self.history, BASELINE_PERCENTILE))
             if np.isinf(total) or (base > 0 and total > cfg.exploding_factor * base):
                 out = [self._detection(stats, g, total, base)]

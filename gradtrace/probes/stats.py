@@ -83,34 +83,56 @@ def update_norm(before, after) -> tf.Tensor:
     return norm([_f32(a) - _f32(b) for a, b in zip(after, before)])
 
 
-def act_stats(t, kind: str, heavy: bool, reduce_unit_max=None) -> tf.Tensor:
+# Light-step activation moments are estimated from the first this many
+# examples of the batch (a contiguous block of memory, so the estimate reads
+# only that share of a conv feature map; batches are usually shuffled).
+MOMENT_EXAMPLES = 16
+
+
+def _examples(x):
+    return x[:MOMENT_EXAMPLES] if x.shape.rank else x
+
+
+def act_stats(t, kind: str, heavy: bool, reduce_unit_sum=None) -> tf.Tensor:
     """[mean, std, zero_frac, dead_frac, saturated_frac, nonfinite] of an output.
 
     `dead_frac` (ReLU family only): share of units (last axis) that output 0
     for every example and position of the batch. `saturated_frac` (sigmoid /
     tanh only): share of outputs within 1% of the activation's bounds.
     `zero_frac` is heavy-only; `nonfinite` is filled by the step.
-    `reduce_unit_max` (under a distribution strategy) combines the per-unit
-    maxima across replicas, so a unit is dead only if dead on every replica.
+    `reduce_unit_sum` (under a distribution strategy) adds up the per-unit
+    sums across replicas, so a unit is dead only if dead on every replica.
+
+    Cost, which matters on conv feature maps (memory passes): on light steps
+    `std` and `saturated_frac` (and `mean`, except for ReLU layers) are
+    estimated from the first `MOMENT_EXAMPLES` examples of the batch; a
+    ReLU layer's mean and dead share come exactly from one pass over every
+    example (the per-unit sum). Heavy steps use every example for all.
     """
     x = _f32(t)
     nan = tf.constant(_NAN)
     size = tf.cast(tf.size(x), tf.float32)
-    mean = tf.reduce_mean(x)
-    meansq = 2.0 * tf.nn.l2_loss(x) / size
-    std = tf.sqrt(tf.maximum(meansq - tf.square(mean), 0.0))
+    xs = x if heavy else _examples(x)
+    size_s = tf.cast(tf.size(xs), tf.float32)
+    mean_s = tf.reduce_mean(xs)
     if kind == "relu" and x.shape.rank and x.shape.rank >= 2 and x.shape[-1]:
-        # ReLU outputs are >= 0: a unit is alive iff its max over the batch > 0.
-        unit_max = tf.reduce_max(tf.reshape(x, [-1, x.shape[-1]]), axis=0)
-        if reduce_unit_max is not None:
-            unit_max = reduce_unit_max(unit_max)
-        dead = 1.0 - tf.reduce_mean(tf.cast(unit_max > 0.0, tf.float32))
+        # ReLU outputs are >= 0, so a unit's sum over the batch is 0 exactly
+        # when it output 0 everywhere (a sum of non-negative floats cannot
+        # cancel or underflow below its largest term).
+        unit_sum = tf.reduce_sum(tf.reshape(x, [-1, x.shape[-1]]), axis=0)
+        mean = tf.reduce_sum(unit_sum) / size
+        if reduce_unit_sum is not None:
+            unit_sum = reduce_unit_sum(unit_sum)
+        dead = tf.reduce_mean(tf.cast(tf.equal(unit_sum, 0.0), tf.float32))
     else:
+        mean = mean_s
         dead = nan
+    meansq = 2.0 * tf.nn.l2_loss(xs) / size_s
+    std = tf.sqrt(tf.maximum(meansq - tf.square(mean_s), 0.0))
     if kind == "sigmoid":
-        sat = tf.reduce_mean(tf.cast(tf.abs(x - 0.5) > 0.5 - SIGMOID_EPS, tf.float32))
+        sat = tf.reduce_mean(tf.cast(tf.abs(xs - 0.5) > 0.5 - SIGMOID_EPS, tf.float32))
     elif kind == "tanh":
-        sat = tf.reduce_mean(tf.cast(tf.abs(x) > TANH_BOUND, tf.float32))
+        sat = tf.reduce_mean(tf.cast(tf.abs(xs) > TANH_BOUND, tf.float32))
     else:
         sat = nan
     zero = (

@@ -61,6 +61,7 @@ def _field(num: int, payload: bytes) -> bytes:
 
 # TensorProto{dtype: DT_FLOAT, float_val: [<4 bytes>]} minus the 4 value bytes.
 _SCALAR_TENSOR_HEAD = b"\x08\x01\x2a\x04"
+_FLOAT = struct.Struct("<f")
 
 
 def _shape(*dims):
@@ -77,34 +78,65 @@ class _Run:
         self._writer = None
         self._prefix: dict[str, tuple[bytes, bytes]] = {}
         self._seen: set[str] = set()
+        self._array_cache: dict[tuple, list[bytes]] = {}
         self._last_flush = time.monotonic()
 
     # -- hot path: scalars ---------------------------------------------------
     def _scalar_prefix(self, tag: str) -> tuple[bytes, bytes]:
+        """The bytes of a Summary.Value for `tag` up to the 4 float bytes.
+
+        (first use: with the plugin metadata; later: without; TensorBoard
+        keys metadata on first sight). Values have a fixed length per tag, so
+        the whole prefix, length headers included, is computed once.
+        """
         p = self._prefix.get(tag)
         if p is None:
-            # The first value of a tag carries the plugin metadata; later ones
-            # do not need it (TensorBoard keys metadata on first sight).
             t = _field(1, tag.encode())
-            first = t + _field(9, _SCALAR_META)
-            p = (first, t)
+            tensor_head = _varint((8 << 3) | 2) + _varint(8) + _SCALAR_TENSOR_HEAD
+            first = t + _field(9, _SCALAR_META) + tensor_head
+            plain = t + tensor_head
+            p = (
+                _varint((1 << 3) | 2) + _varint(len(first) + 4) + first,
+                _varint((1 << 3) | 2) + _varint(len(plain) + 4) + plain,
+            )
             self._prefix[tag] = p
         return p
 
     def scalars(self, step: int, wall: float, items) -> None:
         """items: iterable of (tag, float)."""
         parts = []
+        pack = _FLOAT.pack
+        seen = self._seen
         for tag, v in items:
             first, plain = self._scalar_prefix(tag)
-            if tag in self._seen:
-                head = plain
+            if tag in seen:
+                parts.append(plain + pack(v))
             else:
-                self._seen.add(tag)
-                head = first
-            tensor = _field(8, _SCALAR_TENSOR_HEAD + struct.pack("<f", v))
-            parts.append(_field(1, head + tensor))
+                seen.add(tag)
+                parts.append(first + pack(v))
         if parts:
             self._write_summary_bytes(step, wall, b"".join(parts))
+
+    def scalar_array(self, step: int, wall: float, tag_tuple: tuple, values) -> None:
+        """Like `scalars` for a fixed tuple of tags and a float array; NaN
+        entries (not measured) are skipped. The hot path of every step: the
+        prefixes of each pattern of measured tags are joined once and cached.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        mask = ~np.isnan(values)
+        key = (tag_tuple, mask.tobytes())
+        prefixes = self._array_cache.get(key)
+        if prefixes is None:
+            selected = [t for t, m in zip(tag_tuple, mask) if m]
+            if not all(t in self._seen for t in selected):  # first sight: metadata
+                self.scalars(step, wall, zip(selected, values[mask].tolist()))
+                return
+            prefixes = [self._scalar_prefix(t)[1] for t in selected]
+            self._array_cache[key] = prefixes
+        fb = values[mask].astype("<f4").tobytes()
+        body = b"".join([p + fb[4 * i : 4 * i + 4] for i, p in enumerate(prefixes)])
+        if body:
+            self._write_summary_bytes(step, wall, body)
 
     # -- rare records ----------------------------------------------------------
     def _meta(self, tag, factory):
@@ -199,29 +231,32 @@ class TensorBoardSink:
         self.validation = _Run(os.path.join(logdir, tags.VALIDATION_DIR))
         self._tag_cache: dict[tuple, list] = {}
 
-    def _layer_tags(self, layers: tuple[str, ...]):
+    def _layer_tags(self, layers: tuple[str, ...]) -> tuple[str, ...]:
+        """batch_loss, then every per-layer tag, field-major (SCALAR_TAGS order)."""
         t = self._tag_cache.get(layers)
         if t is None:
-            t = [
-                (field, [tags.layer_tag(family, name, stat) for name in layers])
-                for field, family, stat in tags.SCALAR_TAGS
-            ]
+            t = (tags.BATCH_LOSS,) + tuple(
+                tags.layer_tag(family, name, stat)
+                for _, family, stat in tags.SCALAR_TAGS
+                for name in layers
+            )
             self._tag_cache[layers] = t
         return t
 
     def step_stats(self, stats, loss_only: bool = False) -> None:
-        items = [(tags.BATCH_LOSS, stats.loss)]
-        if stats.loss_scale is not None:
-            items.append((tags.LOSS_SCALE, stats.loss_scale))
-        if not loss_only:
-            for field, layer_tags in self._layer_tags(stats.layers):
+        wall = time.time()
+        if loss_only or not stats.layers:
+            self.train.scalars(stats.step, wall, [(tags.BATCH_LOSS, stats.loss)])
+        else:
+            cols = [np.array([stats.loss])]
+            for field, _, _ in tags.SCALAR_TAGS:
                 col = getattr(stats, field, None)
-                if col is None:
-                    continue
-                for tag, v in zip(layer_tags, col.tolist()):
-                    if v == v:  # NaN = not measured for this layer at this step
-                        items.append((tag, v))
-        self.train.scalars(stats.step, time.time(), items)
+                cols.append(np.full(len(stats.layers), np.nan) if col is None else col)
+            self.train.scalar_array(
+                stats.step, wall, self._layer_tags(stats.layers), np.concatenate(cols)
+            )
+        if stats.loss_scale is not None:
+            self.train.scalars(stats.step, wall, [(tags.LOSS_SCALE, stats.loss_scale)])
 
     def step_time(self, t) -> None:
         items = [(tags.timing_tag(f), float(getattr(t, f))) for f in tags.TIMING_FIELDS]
