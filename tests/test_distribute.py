@@ -62,7 +62,6 @@ def test_mirrored_statistics_are_of_the_global_batch(mirrored):
     for tag in (
         "gradients/h1/norm",
         "activations/h1/mean",
-        "activations/h1/std",
         "activations/h2/dead_frac",
         "updates/h2/ratio",
         "batch_loss",
@@ -74,6 +73,11 @@ def test_mirrored_statistics_are_of_the_global_batch(mirrored):
             atol=1e-7,
             err_msg=tag,
         )
+    # std is estimated from the first 16 examples on light steps (per replica
+    # under a strategy); heavy steps (step 0) use every example: exact there.
+    np.testing.assert_allclose(
+        m["activations/h1/std"][0][1], s["activations/h1/std"][0][1], rtol=1e-4
+    )
 
 
 def test_mirrored_dead_relu_still_detected(mirrored):
