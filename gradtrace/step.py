@@ -288,7 +288,7 @@ class TrainStep:
                     skipped & mask[None, :], tf.constant(_NAN), out["stats"]
                 )
             if heavy:
-                out["hists"] = self._hists(probe_grads, acts, order)
+                out["hists"] = self._hists(probe_grads, acts, order, self._bad)
         return out
 
     def _stats(self, grads, before, acts, y_pred, loss, heavy):
@@ -359,8 +359,6 @@ class TrainStep:
         if not rows:
             return tf.zeros([0, len(LAYER_FIELDS)]), order
 
-        # Exact non-finite counts: always on heavy steps, otherwise only when
-        # a norm already shows a NaN/Inf (one cond for the whole step).
         g_col = LAYER_FIELDS.index("grad_nonfinite")
         a_col = LAYER_FIELDS.index("act_nonfinite")
 
@@ -374,24 +372,24 @@ class TrainStep:
             ac = [tf.constant(0.0) if t is not None else nan for t in layer_acts]
             return tf.stack(gc), tf.stack(ac)
 
-        if heavy:
-            gcount, acount = counts()
-        else:
-            cols = [
-                LAYER_FIELDS.index(f)
-                for f in ("grad_norm", "weight_norm", "act_mean", "act_std")
-            ]
-            checks = [tf.cast(loss, tf.float32)] + [
-                r[j] for r in rows for j in cols if r[j] is not nan
-            ]
-            bad = tf.reduce_any(~tf.math.is_finite(tf.stack(checks)))
-            gcount, acount = tf.cond(bad, counts, zeros)
+        # Exact counts only when a norm or moment already shows a NaN/Inf
+        # (every statistic in `checks` propagates one), on any step.
+        cols = [
+            LAYER_FIELDS.index(f)
+            for f in ("grad_norm", "weight_norm", "act_mean", "act_std")
+        ]
+        checks = [tf.cast(loss, tf.float32)] + [
+            r[j] for r in rows for j in cols if r[j] is not nan
+        ]
+        bad = tf.reduce_any(~tf.math.is_finite(tf.stack(checks)))
+        gcount, acount = tf.cond(bad, counts, zeros)
         gcount, acount = tf.unstack(gcount), tf.unstack(acount)
         for r, gc, ac in zip(rows, gcount, acount):
             r[g_col] = gc
             r[a_col] = ac
         if self.n_replicas > 1:
             self._combine_replicas(rows)
+        self._bad = bad
         return tf.stack([tf.stack(r) for r in rows]), order
 
     def _unit_sum_reduce(self):
@@ -436,31 +434,38 @@ class TrainStep:
             r[sat] = means[i, 3]
             r[nf] = counts[i]
 
-    def _hists(self, grads, acts, order):
+    def _hists(self, grads, acts, order, bad):
         """All histograms of a heavy step as one [n, 2 + bins] tensor.
 
-        Row k belongs to `self.hist_tags[k]` (set when traced).
+        Row k belongs to `self.hist_tags[k]` (set when traced). One `tf.cond`
+        for all of them: when every tensor is finite (the step's norms say
+        so), each histogram is 3 passes (min, max, count); otherwise the
+        NaN/Inf-proof version runs.
         """
         cfg = self.config
         tw = self.model.trainable_weights
-        tags_, rows = [], []
-
-        def add(tag, t):
-            tags_.append(tag)
-            rows.append(st.histogram(t, HIST_BINS, xla=self.xla))
-
+        tags_, tensors = [], []
         for k in order:
             unit = self.units[k]
             for i in self._var_idx[k]:
                 vname = tw[i].name
                 if cfg.gradients and grads[i] is not None:
-                    add(tags.layer_tag("gradients", unit.name, vname), grads[i])
+                    tags_.append(tags.layer_tag("gradients", unit.name, vname))
+                    tensors.append(grads[i])
                 if cfg.weights:
-                    add(tags.layer_tag("weights", unit.name, vname), tw[i].value)
+                    tags_.append(tags.layer_tag("weights", unit.name, vname))
+                    tensors.append(tw[i].value)
             t = acts.get(id(unit))
             if cfg.activations and t is not None:
-                add(tags.layer_tag("activations", unit.name, "histogram"), t)
+                tags_.append(tags.layer_tag("activations", unit.name, "histogram"))
+                tensors.append(t)
         self.hist_tags = tuple(tags_)
-        if not rows:
+        if not tensors:
             return tf.zeros([0, HIST_BINS + 2])
-        return tf.stack(rows)
+
+        def build(finite):
+            return tf.stack(
+                [st.histogram(t, HIST_BINS, xla=self.xla, finite=finite) for t in tensors]
+            )
+
+        return tf.cond(bad, lambda: build(False), lambda: build(True))

@@ -27,6 +27,8 @@ from .records import LAYER_FIELDS, StepStats
 from .step import cached_step
 from .timing import StepClock, retrace_reason, spec_of
 
+HEATMAP_EVERY = 100
+
 
 def fit(
     model,
@@ -319,6 +321,7 @@ class _Run:
         self._prev_spec = self.step_fn.last_input_spec
         self._n_params = None
         self._loss_scale = None
+        self._last_heatmap = None
         self._pending = None
 
     # -- per step -----------------------------------------------------------
@@ -365,8 +368,12 @@ class _Run:
         if self.tb is not None and step % self.config.write_every == 0:
             self.tb.step_stats(stats, loss_only=packed is None)
         if hists is not None and self.tb is not None:
-            self.tb.histograms(step, dict(zip(self.step_fn.hist_tags, hists.numpy())))
-            self.diagnoser.heatmaps(self.tb, step)
+            self.tb.histograms(step, self.step_fn.hist_tags, hists.numpy())
+            # Heatmap images span the last 256 steps: one every 100 steps is
+            # enough even when histograms run every step.
+            if self._last_heatmap is None or step - self._last_heatmap >= HEATMAP_EVERY:
+                self._last_heatmap = step
+                self.diagnoser.heatmaps(self.tb, step)
         if self.diagnoser.stop_requested and self.config.stop_on_non_finite:
             self.model.stop_training = True
         self.global_step = step + 1

@@ -141,7 +141,7 @@ def act_stats(t, kind: str, heavy: bool, reduce_unit_sum=None) -> tf.Tensor:
     return tf.stack([mean, std, zero, dead, sat, nan])
 
 
-def histogram(t, bins: int = 30, xla: bool = False) -> tf.Tensor:
+def histogram(t, bins: int = 30, xla: bool = False, finite: bool = False) -> tf.Tensor:
     """Histogram of the finite entries as a float32 vector [lo, hi, counts...].
 
     `bins` equal-width buckets between the finite minimum `lo` and maximum
@@ -151,8 +151,19 @@ def histogram(t, bins: int = 30, xla: bool = False) -> tf.Tensor:
     quick to trace. Non-finite entries are left out of the counts.
     `xla=True` counts with a scatter-add (`unsorted_segment_sum`), which XLA
     compiles; `tf.histogram_fixed_width` (faster on CPU) has no XLA kernel.
+    `finite=True` promises every entry is finite (the caller knows it from
+    the step's norms): three passes instead of about ten.
     """
     x = tf.reshape(_f32(t), [-1])
+    if finite:
+        lo = tf.reduce_min(x) if x.shape.num_elements() != 0 else tf.constant(0.0)
+        hi = tf.reduce_max(x) if x.shape.num_elements() != 0 else tf.constant(0.0)
+        has = tf.size(x) > 0
+        flat = ~has | (hi <= lo)
+        lo = tf.where(has, lo, 0.0) - tf.where(flat, 0.5, 0.0)
+        hi = tf.where(has, hi, 0.0) + tf.where(flat, 0.5, 0.0)
+        counts = _bucket_counts(x, lo, hi, bins, xla)
+        return tf.concat([tf.stack([lo, hi]), counts], axis=0)
     # No tf.cond here: a cond per histogram made the heavy step much slower
     # to trace; the extra passes cost little on a heavy step.
     finite = tf.math.is_finite(x)
@@ -165,12 +176,13 @@ def histogram(t, bins: int = 30, xla: bool = False) -> tf.Tensor:
     # Non-finite entries are counted into the first bucket, then taken out.
     n_bad = tf.reduce_sum(tf.cast(~finite, tf.float32))
     x = tf.where(finite, x, lo)
+    counts = _bucket_counts(x, lo, hi, bins, xla)
+    return tf.concat([tf.stack([lo, hi, counts[0] - n_bad]), counts[1:]], axis=0)
+
+
+def _bucket_counts(x, lo, hi, bins, xla):
     if xla:
         pos = (x - lo) / (hi - lo) * bins
         idx = tf.clip_by_value(tf.cast(tf.floor(pos), tf.int32), 0, bins - 1)
-        counts = tf.math.unsorted_segment_sum(tf.ones_like(x), idx, bins)
-    else:
-        counts = tf.cast(
-            tf.histogram_fixed_width(x, tf.stack([lo, hi]), nbins=bins), tf.float32
-        )
-    return tf.concat([tf.stack([lo, hi, counts[0] - n_bad]), counts[1:]], axis=0)
+        return tf.math.unsorted_segment_sum(tf.ones_like(x), idx, bins)
+    return tf.cast(tf.histogram_fixed_width(x, tf.stack([lo, hi]), nbins=bins), tf.float32)

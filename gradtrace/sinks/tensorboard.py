@@ -40,6 +40,7 @@ from .. import tags
 
 FLUSH_SECS = 2.0
 _SCALAR_META = scalar_metadata.create_summary_metadata("", "").SerializeToString()
+_HISTOGRAM_META = histogram_metadata.create_summary_metadata("", "").SerializeToString()
 
 
 def _varint(n: int) -> bytes:
@@ -145,16 +146,22 @@ class _Run:
         self._seen.add(tag)
         return factory()
 
-    def histogram_value(self, tag, packed: np.ndarray):
-        """`packed`: [lo, hi, counts...] from `probes.stats.histogram`."""
-        md = self._meta(tag, lambda: histogram_metadata.create_summary_metadata("", ""))
-        b = histogram_buckets(packed)
-        tensor = tensor_pb2.TensorProto(
-            dtype=types_pb2.DT_DOUBLE,
-            tensor_content=b.tobytes(),
-            tensor_shape=_shape(*b.shape),
-        )
-        return summary_pb2.Summary.Value(tag=tag, tensor=tensor, metadata=md)
+    def histogram_array(self, step: int, wall: float, tag_list: tuple, packed) -> None:
+        """Histograms in TensorBoard's tensor layout, raw-encoded: a
+        TensorProto {dtype: DT_DOUBLE, shape: [bins, 3], tensor_content}."""
+        buckets = histogram_buckets(packed)  # [n, bins, 3] float64
+        bins = buckets.shape[1]
+        shape = _field(2, b"\x08" + _varint(bins)) + _field(2, b"\x08\x03")
+        tensor_head = b"\x08\x02" + _field(2, shape)  # dtype DT_DOUBLE, shape
+        parts = []
+        for tag, rows in zip(tag_list, buckets):
+            head = _field(1, tag.encode())
+            if tag not in self._seen:
+                self._seen.add(tag)
+                head += _field(9, _HISTOGRAM_META)
+            tensor = tensor_head + _field(4, rows.tobytes())
+            parts.append(_field(1, head + _field(8, tensor)))
+        self._write_summary_bytes(step, wall, b"".join(parts))
 
     def image_value(self, tag, png: bytes, width: int, height: int):
         md = self._meta(
@@ -264,11 +271,10 @@ class TensorBoardSink:
             items.append((tags.timing_tag("peak_memory_mb"), t.peak_memory_mb))
         self.train.scalars(t.step, time.time(), items)
 
-    def histograms(self, step: int, hists: dict) -> None:
-        run = self.train
-        run.values(
-            step, time.time(), [run.histogram_value(tag, b) for tag, b in hists.items()]
-        )
+    def histograms(self, step: int, tag_list, packed: np.ndarray) -> None:
+        """`packed`: [n, 2 + bins] rows of `probes.stats.histogram`, one per tag."""
+        if len(tag_list):
+            self.train.histogram_array(step, time.time(), tuple(tag_list), packed)
 
     def heatmap(self, tag: str, step: int, matrix: np.ndarray) -> None:
         rgb = heatmap_rgb(matrix)
@@ -306,12 +312,13 @@ class TensorBoardSink:
 
 
 def histogram_buckets(packed) -> np.ndarray:
-    """[lo, hi, counts...] (`probes.stats.histogram`) -> [bins, 3] rows of
-    (left edge, right edge, count), TensorBoard's histogram tensor layout."""
+    """[lo, hi, counts...] rows (`probes.stats.histogram`) -> [..., bins, 3]
+    rows of (left edge, right edge, count), TensorBoard's histogram layout."""
     packed = np.asarray(packed, dtype=np.float64)
-    lo, hi, counts = packed[0], packed[1], packed[2:]
-    edges = np.linspace(lo, hi, len(counts) + 1)
-    return np.stack([edges[:-1], edges[1:], counts], axis=1)
+    lo, hi, counts = packed[..., :1], packed[..., 1:2], packed[..., 2:]
+    bins = counts.shape[-1]
+    edges = lo + (hi - lo) * (np.arange(bins + 1) / bins)
+    return np.stack([edges[..., :-1], edges[..., 1:], counts], axis=-1)
 
 
 def _is_number(v):
