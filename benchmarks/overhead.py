@@ -16,6 +16,9 @@ Variants:
   gt_timing      gradtrace.fit, probes off, per-step timing on, logdir=None
   gt_default     gradtrace.fit, default Config, logdir set
   gt_all         gradtrace.fit, histograms every step (histogram_every=1), logdir set
+
+--mirrored trains every variant under MirroredStrategy over 2 logical CPU
+devices (which share this machine's 2 cores).
 """
 
 from __future__ import annotations
@@ -196,6 +199,7 @@ def main(argv=None):
     variants = make_variants(tmp)
     print(
         f"# python benchmarks/overhead.py --rounds {a.rounds} --models {a.models} --variants {a.variants}"
+        + (" --mirrored" if a.mirrored else "")
     )
     print(
         f"# {os.cpu_count()} CPUs, keras {keras.__version__}, tensorflow {__import__('tensorflow').__version__}"

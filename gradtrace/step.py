@@ -230,9 +230,10 @@ class TrainStep:
             )
             scaled_loss = model.optimizer.scale_loss(loss)
         out = {"loss": tf.cast(loss, tf.float32)}
-        if self.n_replicas > 1:
+        if self.n_replicas > 1 and not self.probed:
             # Keras scales each replica's loss by 1/replicas: the sum is the
-            # loss of the global batch.
+            # loss of the global batch. (With probes on, `_stats` reduces it
+            # in its single batched all-reduce.)
             out["loss"] = tf.distribute.get_replica_context().all_reduce(
                 tf.distribute.ReduceOp.SUM, out["loss"]
             )
@@ -281,6 +282,8 @@ class TrainStep:
             out["stats"], order = self._stats(
                 probe_grads, before, acts, y_pred, loss, heavy
             )
+            if self.n_replicas > 1:
+                out["loss"] = self._global_loss
             if skipped is not None:
                 grad_cols = [LAYER_FIELDS.index(f) for f in GRAD_FIELDS]
                 mask = tf.constant([j in grad_cols for j in range(len(LAYER_FIELDS))])
@@ -305,6 +308,7 @@ class TrainStep:
         outputs = [t for t in tree.flatten(y_pred) if isinstance(t, tf.Tensor)]
         nan = tf.constant(_NAN)
         rows, infos, layer_grads, layer_acts = [], [], [], []
+        unit_sums: dict[int, tf.Tensor] = {}  # row -> per-unit sums (distributed)
         for k in order:
             unit = self.units[k]
             idx = [i for i in self._var_idx[k]]
@@ -332,7 +336,7 @@ class TrainStep:
             # their activation statistics come with heavy steps only.
             light_ok = bool(idx) or kind in ("relu", "sigmoid", "tanh")
             a = (
-                tf.unstack(st.act_stats(t, kind, heavy, self._unit_sum_reduce()))
+                tf.unstack(st.act_stats(t, kind, heavy, self._keep_unit_sum(unit_sums, len(rows))))
                 if t is not None and (heavy or light_ok)
                 else [nan] * len(ACT_FIELDS)
             )
@@ -388,33 +392,42 @@ class TrainStep:
             r[g_col] = gc
             r[a_col] = ac
         if self.n_replicas > 1:
-            self._combine_replicas(rows)
+            self._global_loss = self._combine_replicas(rows, unit_sums, loss)
         self._bad = bad
         return tf.stack([tf.stack(r) for r in rows]), order
 
-    def _unit_sum_reduce(self):
+    def _keep_unit_sum(self, unit_sums, row):
+        """Under a strategy: keep a ReLU layer's per-unit sums for the batched
+        all-reduce (its dead share is recomputed from the global sums)."""
         if self.n_replicas == 1:
             return None
-        ctx = tf.distribute.get_replica_context()
-        # Per-unit sums of ReLU outputs (>= 0): the total is 0 iff the unit
-        # was dead on every replica.
-        return lambda v: ctx.all_reduce(tf.distribute.ReduceOp.SUM, v)
 
-    def _combine_replicas(self, rows):
-        """Activation statistics over the global batch (all replicas), in place.
+        def keep(v):
+            unit_sums[row] = v
+            return v
+
+        return keep
+
+    def _combine_replicas(self, rows, unit_sums, loss):
+        """Statistics over the global batch (all replicas), in place, with
+        ONE all-reduce for all of them (collectives are costly on their own).
 
         Each replica saw an equal share of the batch, so means of means are
-        exact; std is rebuilt from the mean of squares; counts are summed.
-        Gradient, weight and update columns are already identical.
+        exact; std is rebuilt from the mean of squares; counts are summed; a
+        ReLU unit is dead iff its summed output is 0 on every replica.
+        Gradient, weight and update columns are already identical. Returns
+        the global batch's loss (Keras scales each replica's by 1/replicas).
         """
         ctx = tf.distribute.get_replica_context()
+        n = float(self.n_replicas)
         col = {f: LAYER_FIELDS.index(f) for f in LAYER_FIELDS}
-        m, s_, z, sat, nf = (
+        m, s_, z, sat, nf, dead = (
             col["act_mean"],
             col["act_std"],
             col["act_zero_frac"],
             col["act_saturated_frac"],
             col["act_nonfinite"],
+            col["act_dead_frac"],
         )
         means = tf.stack(
             [
@@ -422,10 +435,11 @@ class TrainStep:
                 for r in rows
             ]
         )
-        means = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, means)
-        counts = ctx.all_reduce(
-            tf.distribute.ReduceOp.SUM, tf.stack([r[nf] for r in rows])
-        )
+        counts = tf.stack([r[nf] for r in rows])
+        keys = sorted(unit_sums)
+        payload = [means, counts, tf.cast(loss, tf.float32)] + [unit_sums[k] for k in keys]
+        reduced = ctx.all_reduce(tf.distribute.ReduceOp.SUM, payload)
+        means, counts, global_loss = reduced[0] / n, reduced[1], reduced[2]
         for i, r in enumerate(rows):
             mean, meansq = means[i, 0], means[i, 1]
             r[m] = mean
@@ -433,6 +447,9 @@ class TrainStep:
             r[z] = means[i, 2]
             r[sat] = means[i, 3]
             r[nf] = counts[i]
+        for k, total in zip(keys, reduced[3:]):
+            rows[k][dead] = tf.reduce_mean(tf.cast(tf.equal(total, 0.0), tf.float32))
+        return global_loss
 
     def _hists(self, grads, acts, order, bad):
         """All histograms of a heavy step as one [n, 2 + bins] tensor.
