@@ -45,6 +45,14 @@ class Config:
         console: print one warning line per new finding.
         stop_on_non_finite: stop training cleanly after a ``non_finite``
             finding (every later step would be meaningless).
+        loss_scale_min: mixed precision: a dynamic loss scale below this is
+            a ``non_finite`` finding.
+
+    Detector thresholds (``diagnosis_*``, ``vanishing_*``, ``exploding_*``,
+    ``dead_relu_frac``, ``saturation_frac``, ``update_ratio_*``,
+    ``loss_*``, ``slow_step_*``, ``input_bound_*``, ``retrace_min_count``)
+    and the profiler window (``profile_*``) are documented next to each
+    field below and in the README's "Finding kinds" table.
     """
 
     gradients: bool = True

@@ -16,7 +16,7 @@ import keras
 from .records import LayerInfo
 
 _RELU = {"relu", "relu6"}
-_SIGMOID = {"sigmoid", "hard_sigmoid", "hard_silu_never"}
+_SIGMOID = {"sigmoid", "hard_sigmoid"}
 _TANH = {"tanh"}
 _LINEAR = {"linear", None}
 

@@ -172,3 +172,16 @@ def test_histogram_edges(mode):
 def test_empty_batch_gives_nan_not_crash():
     got = st.act_stats(tf.zeros([0, 4]), "relu", True).numpy()
     assert np.isnan(got[0])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_histogram_of_a_large_tensor_is_estimated_from_a_sample(mode):
+    # 200k entries > HIST_SAMPLE: exact range, counts from a strided sample
+    # scaled to the whole tensor, close to the exact histogram.
+    x = np.random.default_rng(3).normal(size=(800, 250)).astype("float32")
+    got = hist(mode, tf.constant(x), 30, finite=True)
+    exact, edges = np.histogram(x, bins=30, range=(x.min(), x.max()))
+    assert got[0, 0] == pytest.approx(x.min()) and got[-1, 1] == pytest.approx(x.max())
+    assert got[:, 2].sum() == pytest.approx(x.size, rel=1e-6)
+    big = exact > 2000
+    np.testing.assert_allclose(got[big, 2], exact[big], rtol=0.1)

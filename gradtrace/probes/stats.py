@@ -152,9 +152,12 @@ def histogram(t, bins: int = 30, xla: bool = False, finite: bool = False) -> tf.
     `xla=True` counts with a scatter-add (`unsorted_segment_sum`), which XLA
     compiles; `tf.histogram_fixed_width` (faster on CPU) has no XLA kernel.
     `finite=True` promises every entry is finite (the caller knows it from
-    the step's norms): three passes instead of about ten.
+    the step's norms): the range from two passes, the bucket counts from a
+    sample of large tensors (`HIST_SAMPLE`, scaled up to the tensor's size);
+    otherwise about ten passes over everything.
     """
-    x = tf.reshape(_f32(t), [-1])
+    t = _f32(t)
+    x = tf.reshape(t, [-1])
     if finite:
         lo = tf.reduce_min(x) if x.shape.num_elements() != 0 else tf.constant(0.0)
         hi = tf.reduce_max(x) if x.shape.num_elements() != 0 else tf.constant(0.0)
@@ -162,7 +165,10 @@ def histogram(t, bins: int = 30, xla: bool = False, finite: bool = False) -> tf.
         flat = ~has | (hi <= lo)
         lo = tf.where(has, lo, 0.0) - tf.where(flat, 0.5, 0.0)
         hi = tf.where(has, hi, 0.0) + tf.where(flat, 0.5, 0.0)
-        counts = _bucket_counts(x, lo, hi, bins, xla)
+        xs = _bucket_sample(t, x)
+        counts = _bucket_counts(xs, lo, hi, bins, xla)
+        if xs is not x:  # estimated from a sample: scale up to the whole tensor
+            counts = counts * (tf.cast(tf.size(x), tf.float32) / tf.cast(tf.maximum(tf.size(xs), 1), tf.float32))
         return tf.concat([tf.stack([lo, hi]), counts], axis=0)
     # No tf.cond here: a cond per histogram made the heavy step much slower
     # to trace; the extra passes cost little on a heavy step.
@@ -178,6 +184,25 @@ def histogram(t, bins: int = 30, xla: bool = False, finite: bool = False) -> tf.
     x = tf.where(finite, x, lo)
     counts = _bucket_counts(x, lo, hi, bins, xla)
     return tf.concat([tf.stack([lo, hi, counts[0] - n_bad]), counts[1:]], axis=0)
+
+
+# Above this many entries, bucket counts (not the range) are estimated from a
+# sample: an evenly strided one for a tensor of static size (weights,
+# gradients), the first `MOMENT_EXAMPLES` examples for a batch (activations).
+HIST_SAMPLE = 65536
+
+
+def _bucket_sample(t, x):
+    n = x.shape.num_elements()
+    if n is not None:
+        if n <= HIST_SAMPLE:
+            return x
+        return x[:: -(-n // HIST_SAMPLE)]
+    if t.shape.rank and t.shape.rank >= 2 and t.shape[1:].num_elements() is not None:
+        per_example = t.shape[1:].num_elements()
+        if per_example * MOMENT_EXAMPLES > HIST_SAMPLE // 4:
+            return tf.reshape(t[:MOMENT_EXAMPLES], [-1])
+    return x
 
 
 def _bucket_counts(x, lo, hi, bins, xla):
