@@ -25,6 +25,7 @@ KINDS = {
     "saturation": "warning",
     "update_ratio": "warning",
     "slow_step": "warning",
+    "straggler": "warning",
     "input_bound": "warning",
     "retracing": "warning",
     "no_gradient": "warning",

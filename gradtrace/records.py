@@ -128,6 +128,8 @@ class StepTime:
         retrace_reason: what changed, when `retraced`.
         peak_memory_mb: peak device memory during the step (GPU only, where
             TensorFlow reports it), else None.
+        worker_ms: under MultiWorkerMirroredStrategy, every worker's own part
+            of this step (data_ms + host_ms), in task order; else None.
     """
 
     step: int
@@ -139,3 +141,4 @@ class StepTime:
     retraced: bool
     retrace_reason: str | None = None
     peak_memory_mb: float | None = None
+    worker_ms: tuple[float, ...] | None = None

@@ -81,6 +81,13 @@ def cached_step(model, config) -> TrainStep:
     return step
 
 
+def _num_workers(strategy) -> int:
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return 1
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return max(1, len(cluster.get("worker", [])) + len(cluster.get("chief", [])))
+
+
 def _all_reduce_sum(grads):
     ctx = tf.distribute.get_replica_context()
     present = [g for g in grads if g is not None]
@@ -110,6 +117,7 @@ class TrainStep:
         self.strategy = model.distribute_strategy
         self.n_replicas = int(self.strategy.num_replicas_in_sync)
         self.xla = bool(model.jit_compile) and not model.run_eagerly
+        self.multi_worker = _num_workers(self.strategy) > 1
         self.layer_infos: tuple[LayerInfo, ...] | None = None
         # {layer name: [variable names]} whose gradient was None (set when traced)
         self.no_gradient: dict[str, list[str]] = {}
@@ -164,6 +172,15 @@ class TrainStep:
             return
         self._traced_specs[variant].add(key)
         getattr(self, variant).get_concrete_function(spec)
+
+    def gather_worker_ms(self, ms: float):
+        """Every worker's value of `ms`, in task order (multi-worker only)."""
+        strategy = self.strategy
+        with strategy.scope():
+            value = strategy.experimental_distribute_values_from_function(
+                lambda ctx: tf.constant([ms], tf.float32)
+            )
+            return strategy.gather(value, axis=0).numpy()
 
     @functools.cached_property
     def test(self):
@@ -336,7 +353,11 @@ class TrainStep:
             # their activation statistics come with heavy steps only.
             light_ok = bool(idx) or kind in ("relu", "sigmoid", "tanh")
             a = (
-                tf.unstack(st.act_stats(t, kind, heavy, self._keep_unit_sum(unit_sums, len(rows))))
+                tf.unstack(
+                    st.act_stats(
+                        t, kind, heavy, self._keep_unit_sum(unit_sums, len(rows))
+                    )
+                )
                 if t is not None and (heavy or light_ok)
                 else [nan] * len(ACT_FIELDS)
             )
@@ -437,7 +458,9 @@ class TrainStep:
         )
         counts = tf.stack([r[nf] for r in rows])
         keys = sorted(unit_sums)
-        payload = [means, counts, tf.cast(loss, tf.float32)] + [unit_sums[k] for k in keys]
+        payload = [means, counts, tf.cast(loss, tf.float32)] + [
+            unit_sums[k] for k in keys
+        ]
         reduced = ctx.all_reduce(tf.distribute.ReduceOp.SUM, payload)
         means, counts, global_loss = reduced[0] / n, reduced[1], reduced[2]
         for i, r in enumerate(rows):
@@ -482,7 +505,10 @@ class TrainStep:
 
         def build(finite):
             return tf.stack(
-                [st.histogram(t, HIST_BINS, xla=self.xla, finite=finite) for t in tensors]
+                [
+                    st.histogram(t, HIST_BINS, xla=self.xla, finite=finite)
+                    for t in tensors
+                ]
             )
 
         return tf.cond(bad, lambda: build(False), lambda: build(True))

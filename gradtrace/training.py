@@ -11,6 +11,7 @@ callbacks (`CallbackList` with History and the progress bar) and validation
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 
@@ -384,6 +385,11 @@ class _Run:
         self._pending = None
         if self.config.timing:
             t = self.clock.finish(step, epoch, retraced, reason, self.clock.now())
+            if self.step_fn.multi_worker:
+                # Every worker's own part of the step, for the straggler rule
+                # (one small collective per step, multi-worker runs only).
+                own = self.step_fn.gather_worker_ms(t.data_ms + t.host_ms)
+                t = dataclasses.replace(t, worker_ms=tuple(float(v) for v in own))
             self.history.step_times.append(t)
             self.diagnoser.observe_time(t)
             if self.tb is not None and step % self.config.write_every == 0:

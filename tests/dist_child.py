@@ -49,7 +49,28 @@ def dataset(x, y):
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
 
 
-def run(name, strategy, out_dir, dead_bias=False, logdir=None):
+class _SlowOnce:
+    """Makes this worker a straggler at one batch (a callback that sleeps)."""
+
+    def __new__(cls, batch):
+        import time
+
+        import keras
+
+        class Slow(keras.callbacks.Callback):
+            def on_train_batch_end(self, b, logs=None):
+                if (
+                    b == batch
+                    and self.params.get("epochs")
+                    and not getattr(self, "_done", False)
+                ):
+                    self._done = True
+                    time.sleep(0.4)
+
+        return Slow()
+
+
+def run(name, strategy, out_dir, dead_bias=False, logdir=None, callbacks=None):
     import gradtrace
 
     x, y = data()
@@ -72,6 +93,7 @@ def run(name, strategy, out_dir, dead_bias=False, logdir=None):
         ds,
         epochs=2,
         verbose=0,
+        callbacks=callbacks,
         validation_data=dataset(x[:64], y[:64]),
         logdir=logdir,
         config=gradtrace.Config(console=False, stop_on_non_finite=False),
@@ -84,6 +106,7 @@ def run(name, strategy, out_dir, dead_bias=False, logdir=None):
                 "findings": [fd.to_dict() for fd in h.findings],
                 "logdir": h.logdir,
                 "steps": len(h.step_times),
+                "worker_ms": [t.worker_ms for t in h.step_times],
             },
             f,
         )
@@ -103,11 +126,13 @@ def main():
     elif mode == "worker":
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         task = json.loads(os.environ["TF_CONFIG"])["task"]
+        slow = [_SlowOnce(5)] if task["index"] == 1 else None  # worker 1 straggles once
         run(
             f"worker{task['index']}",
             strategy,
             out_dir,
             logdir=os.path.join(out_dir, "mw_log"),
+            callbacks=slow,
         )
     elif mode == "single":
         run("single", None, out_dir, logdir=os.path.join(out_dir, "single_log"))

@@ -140,9 +140,22 @@ def test_multi_worker_two_processes(tmp_path):
     assert _close(w0, w1) and _close(w0, ws)
     for k in js["history"]:
         np.testing.assert_allclose(j0["history"][k], js["history"][k], rtol=1e-5)
+    # Per-worker step times, the same on both workers; worker 1 slept 0.4 s in
+    # a callback once: the chief names it as the straggler of that step.
+    own = j0["worker_ms"]
+    assert all(len(w) == 2 for w in own) and own == j1["worker_ms"]
+    slowest = max(range(len(own)), key=lambda i: own[i][1])
+    assert own[slowest][1] >= 400.0 > own[slowest][0]
+    (strag,) = [f for f in j0["findings"] if f["kind"] == "straggler"]
+    assert strag["step"] == slowest and "Worker 1" in strag["message"]
     # Exactly one set of logs: the chief's.
     assert j0["logdir"] is not None and j1["logdir"] is None
     mw = os.path.join(out, "mw_log")
-    assert sorted(os.listdir(mw)) == ["gradtrace.json", "train", "validation"]
+    assert sorted(os.listdir(mw)) == [
+        "findings.jsonl",
+        "gradtrace.json",
+        "train",
+        "validation",
+    ]
     assert len(os.listdir(os.path.join(mw, "train"))) == 1
     assert len(read_scalars(os.path.join(mw, "train"))["batch_loss"]) == 16

@@ -15,7 +15,9 @@ def run(mode, fn, *args):
 
 
 def hist(mode, t, bins, finite=False):
-    return histogram_buckets(_run(mode, lambda v: st.histogram(v, bins, finite=finite), t))
+    return histogram_buckets(
+        _run(mode, lambda v: st.histogram(v, bins, finite=finite), t)
+    )
 
 
 def _run(mode, fn, *args):

@@ -1,4 +1,5 @@
-"""Timing detectors over `StepTime` records: slow_step, input_bound, retracing.
+"""Timing detectors over `StepTime` records: slow_step, input_bound, retracing,
+straggler.
 
 `TimingDetector` classifies each step once and feeds the three rules
 (`slow_step.py`, `input_bound.py`, `retracing.py`):
@@ -35,6 +36,7 @@ from . import Detection
 from .input_bound import InputBoundDetector
 from .retracing import RetracingDetector
 from .slow_step import SlowStepDetector
+from .straggler import StragglerDetector
 
 __all__ = ["TimingDetector"]
 
@@ -59,6 +61,7 @@ class TimingDetector:
         self.slow_step = SlowStepDetector(config)
         self.input_bound = InputBoundDetector(config)
         self.retracing = RetracingDetector(config)
+        self.straggler = StragglerDetector(config)
 
     def is_heavy(self, step: int) -> bool:
         return self._heavy_on and step % self._every == 0
@@ -96,6 +99,7 @@ class TimingDetector:
             compile_step=compile_step,
             slow=found_slow,
         )
+        out += self.straggler.observe(t)
         return out
 
     def finish(self) -> list[Detection]:

@@ -168,7 +168,10 @@ def histogram(t, bins: int = 30, xla: bool = False, finite: bool = False) -> tf.
         xs = _bucket_sample(t, x)
         counts = _bucket_counts(xs, lo, hi, bins, xla)
         if xs is not x:  # estimated from a sample: scale up to the whole tensor
-            counts = counts * (tf.cast(tf.size(x), tf.float32) / tf.cast(tf.maximum(tf.size(xs), 1), tf.float32))
+            counts = counts * (
+                tf.cast(tf.size(x), tf.float32)
+                / tf.cast(tf.maximum(tf.size(xs), 1), tf.float32)
+            )
         return tf.concat([tf.stack([lo, hi]), counts], axis=0)
     # No tf.cond here: a cond per histogram made the heavy step much slower
     # to trace; the extra passes cost little on a heavy step.
@@ -210,4 +213,6 @@ def _bucket_counts(x, lo, hi, bins, xla):
         pos = (x - lo) / (hi - lo) * bins
         idx = tf.clip_by_value(tf.cast(tf.floor(pos), tf.int32), 0, bins - 1)
         return tf.math.unsorted_segment_sum(tf.ones_like(x), idx, bins)
-    return tf.cast(tf.histogram_fixed_width(x, tf.stack([lo, hi]), nbins=bins), tf.float32)
+    return tf.cast(
+        tf.histogram_fixed_width(x, tf.stack([lo, hi]), nbins=bins), tf.float32
+    )
