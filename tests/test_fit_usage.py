@@ -223,3 +223,38 @@ def test_second_fit_reuses_the_compiled_step(xy):
     h = gradtrace.fit(m, x, y, batch_size=32, epochs=1, verbose=0, config=quiet())
     assert not any(t.retraced for t in h.step_times)
     assert h.step_times[0].step == 8  # global optimizer step goes on
+
+
+def test_run_eagerly_model(tmp_path, xy):
+    x, y = xy
+    ref = mlp()
+    ref.compile(
+        "adam",
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        run_eagerly=True,
+    )
+    ref.fit(x, y, batch_size=64, epochs=1, verbose=0, shuffle=False)
+    m = mlp()
+    m.compile(
+        "adam",
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        run_eagerly=True,
+    )
+    h = gradtrace.fit(
+        m,
+        x,
+        y,
+        batch_size=64,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        logdir=str(tmp_path),
+        config=quiet(),
+    )
+    from tests.helpers import weights_close
+
+    assert weights_close(ref, m)
+    assert "gradients/hidden/norm" in read_scalars(str(tmp_path / "train"))
+    assert len(h.step_times) == 4
