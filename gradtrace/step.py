@@ -36,7 +36,7 @@ from keras import tree
 from . import layers as layers_mod
 from . import tags
 from .probes import stats as st
-from .probes.capture import capture_outputs
+from .probes.capture import can_capture_updates, capture_outputs, capture_updates
 from .records import ACT_FIELDS, GRAD_FIELDS, LAYER_FIELDS, LayerInfo
 
 _NAN = float("nan")
@@ -118,6 +118,11 @@ class TrainStep:
         self.n_replicas = int(self.strategy.num_replicas_in_sync)
         self.xla = bool(model.jit_compile) and not model.run_eagerly
         self.multi_worker = _num_workers(self.strategy) > 1
+        # Capture the applied update instead of copying the weights: one
+        # device, a known optimizer (see probes.capture.can_capture_updates).
+        self._capture_updates = self.n_replicas == 1 and can_capture_updates(
+            model.optimizer
+        )
         self.layer_infos: tuple[LayerInfo, ...] | None = None
         # {layer name: [variable names]} whose gradient was None (set when traced)
         self.no_gradient: dict[str, list[str]] = {}
@@ -282,22 +287,33 @@ class TrainStep:
                     present = [g for g in probe_grads if g is not None]
                     if present:
                         skipped = ~tf.math.is_finite(st.sumsq(present))
-            before = None
-            if cfg.updates and self.probed:
-                before = {
-                    i: tf.identity(tw[i].value) for idx in self._var_idx for i in idx
-                }
-            model.optimizer.apply_gradients(zip(grads, tw))
+            before = deltas = None
+            if cfg.updates and self.probed and self._capture_updates:
+                # The update the optimizer applies, captured: no weight copy.
+                with capture_updates(model.optimizer) as captured:
+                    model.optimizer.apply_gradients(zip(grads, tw))
+                deltas = {}
+                for idx in self._var_idx:
+                    for i in idx:
+                        parts = captured.get(id(tw[i].value), [])
+                        if parts:
+                            deltas[i] = tf.add_n([tf.cast(t, tf.float32) for _, t in parts])
+            else:
+                if cfg.updates and self.probed:
+                    before = {
+                        i: tf.identity(tw[i].value) for idx in self._var_idx for i in idx
+                    }
+                model.optimizer.apply_gradients(zip(grads, tw))
         else:
             warnings.warn(
                 "The model does not have any trainable weights.", stacklevel=2
             )
             grads = probe_grads = []
-            before = None
+            before = deltas = None
         out["logs"] = model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         if self.probed:
             out["stats"], order = self._stats(
-                probe_grads, before, acts, y_pred, loss, heavy
+                probe_grads, before, acts, y_pred, loss, heavy, deltas
             )
             if self.n_replicas > 1:
                 out["loss"] = self._global_loss
@@ -311,7 +327,7 @@ class TrainStep:
                 out["hists"] = self._hists(probe_grads, acts, order, self._bad)
         return out
 
-    def _stats(self, grads, before, acts, y_pred, loss, heavy):
+    def _stats(self, grads, before, acts, y_pred, loss, heavy, deltas=None):
         cfg = self.config
         tw = self.model.trainable_weights
         # Forward order: layers in the order their outputs were produced,
@@ -344,6 +360,9 @@ class TrainStep:
             w_norm = st.norm(values) if (cfg.weights or cfg.updates) and values else nan
             if before is not None and idx:
                 u_norm = st.update_norm([before[i] for i in idx], values)
+            elif deltas is not None and idx:
+                applied = [deltas[i] for i in idx if i in deltas]
+                u_norm = st.norm(applied) if applied else tf.constant(0.0)
             else:
                 u_norm = nan
             t = acts.get(id(unit))

@@ -295,3 +295,58 @@ def test_write_every_thins_tensorboard_not_detection(tmp_path, xy):
     h, s = _fit(mlp(), x, y, tmp_path, config=quiet(write_every=4))
     assert [st for st, _ in s["gradients/hidden/norm"]] == [0, 4]
     assert len(h.step_times) == 8
+
+
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda: keras.optimizers.SGD(0.1),
+        lambda: keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+        lambda: keras.optimizers.Adam(0.01),
+        lambda: keras.optimizers.RMSprop(0.01),
+        lambda: keras.optimizers.Adagrad(0.1),
+        lambda: keras.optimizers.Nadam(0.01),
+        lambda: keras.optimizers.Lion(0.01),
+        lambda: keras.optimizers.AdamW(0.01, weight_decay=0.1),  # copy fallback
+        lambda: keras.optimizers.Adam(0.01, clipnorm=0.01),  # clipped update
+    ],
+)
+def test_update_norm_is_the_applied_change_for_every_optimizer(make_opt, tmp_path):
+    # Captured update (or weight copy, where the update cannot be captured)
+    # equals the real change of the weights over the step.
+    from gradtrace.probes.capture import can_capture_updates
+
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(5, activation="relu", name="d1"),
+            keras.layers.Dense(1, name="d2"),
+        ]
+    )
+    opt = make_opt()
+    m.compile(opt, "mse")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 6)).astype("float32")
+    y = rng.normal(size=(32, 1)).astype("float32")
+    m.fit(x[:1], y[:1], verbose=0)  # build optimizer slots, take one step
+    w0 = [v.numpy() for v in m.trainable_variables]
+    gradtrace.fit(
+        m,
+        x,
+        y,
+        batch_size=32,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        logdir=str(tmp_path),
+        config=quiet(histograms=False),
+    )
+    w1 = [v.numpy() for v in m.trainable_variables]
+    s = read_scalars(str(tmp_path / "train"))
+    for layer, (k, b) in (("d1", (0, 1)), ("d2", (2, 3))):
+        upd = np.sqrt(np.sum((w1[k] - w0[k]) ** 2) + np.sum((w1[b] - w0[b]) ** 2))
+        assert s[f"updates/{layer}/norm"][0][1] == pytest.approx(
+            upd, rel=2e-3, abs=1e-7
+        ), layer
+    assert can_capture_updates(opt) == (not opt.weight_decay)
