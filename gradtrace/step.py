@@ -297,11 +297,15 @@ class TrainStep:
                     for i in idx:
                         parts = captured.get(id(tw[i].value), [])
                         if parts:
-                            deltas[i] = tf.add_n([tf.cast(t, tf.float32) for _, t in parts])
+                            deltas[i] = tf.add_n(
+                                [tf.cast(t, tf.float32) for _, t in parts]
+                            )
             else:
                 if cfg.updates and self.probed:
                     before = {
-                        i: tf.identity(tw[i].value) for idx in self._var_idx for i in idx
+                        i: tf.identity(tw[i].value)
+                        for idx in self._var_idx
+                        for i in idx
                     }
                 model.optimizer.apply_gradients(zip(grads, tw))
         else:

@@ -123,7 +123,10 @@ def capture_updates(optimizer):
 
         return method
 
-    patched = {"assign_add": make("assign_add", 1.0), "assign_sub": make("assign_sub", -1.0)}
+    patched = {
+        "assign_add": make("assign_add", 1.0),
+        "assign_sub": make("assign_sub", -1.0),
+    }
     try:
         for name, fn in patched.items():
             object.__setattr__(optimizer, name, fn)
