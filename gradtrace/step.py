@@ -130,7 +130,7 @@ class TrainStep:
         self.hist_tags: tuple[str, ...] = ()
         self._traced_specs = {"light": set(), "heavy": set()}
         self._last_spec = {"light": None, "heavy": None}
-        self.last_input_spec = {"light": None, "heavy": None}  # see fit._Run.step
+        self.last_input_spec = {"light": None, "heavy": None}  # see training._Run.step
         self.light = self._compile(heavy=False)
         self.heavy = (
             self._compile(heavy=True) if (config.histograms and self.probed) else None
@@ -147,9 +147,8 @@ class TrainStep:
 
         @tf.autograph.experimental.do_not_convert
         def step(data):
-            self.trace_counts[variant] += (
-                1  # Python side effect: runs only when tracing
-            )
+            if not tf.executing_eagerly():  # tracing (run_eagerly never traces)
+                self.trace_counts[variant] += 1
             data = _none_for_optionals(data)
             out = strategy.run(fn, args=(data,))
             return self._merge_replicas(out)

@@ -258,3 +258,5 @@ def test_run_eagerly_model(tmp_path, xy):
     assert weights_close(ref, m)
     assert "gradients/hidden/norm" in read_scalars(str(tmp_path / "train"))
     assert len(h.step_times) == 4
+    assert not any(t.retraced for t in h.step_times)  # nothing is traced
+    assert not [f for f in h.findings if f.kind in ("retracing", "slow_step")]
