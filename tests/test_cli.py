@@ -13,26 +13,16 @@ import pytest
 
 import gradtrace
 from gradtrace import cli
-from tests.test_report import (
+from tests.test_report import (  # noqa: F401 (fixtures are used by name)
     EPOCHS,
     STEPS_PER_EPOCH,
     finding,
-    make_fit_run,
-    make_keras_tensorboard_logdir,
+    fit_run,
+    keras_tb_logdir,
     write_findings,
 )
 
-
-# Both build their logdir once per session (cached on disk, shared with
-# test_report.py).
-@pytest.fixture(scope="session")
-def fit_run(tmp_path_factory):
-    return make_fit_run(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="session")
-def keras_tb_logdir(tmp_path_factory):
-    return make_keras_tensorboard_logdir(tmp_path_factory.getbasetemp())
+# The session fixtures of test_report.py (each logdir is built once).
 
 
 def run(capsys, *argv):
