@@ -6,7 +6,7 @@ records, so both apply exactly the same rules:
 - `observe_stats(StepStats)` once per step, in step order: every per-step
   detector (`STATS_DETECTORS`) judges it;
 - `observe_time(StepTime)` once per step: the timing detectors
-  (`gradtrace.detectors.timing.TimingDetector`, when that module exists);
+  (`gradtrace.detectors.timing.TimingDetector`);
 - `finish()` once at the end, for run-level rules.
 
 Each `Detection` goes to the `FindingBook`, which keeps one finding per
@@ -15,10 +15,6 @@ Each `Detection` goes to the `FindingBook`, which keeps one finding per
 
 from __future__ import annotations
 
-import collections
-
-import numpy as np
-
 from .detectors import Detection
 from .detectors.dead_relu import DeadReluDetector
 from .detectors.exploding_gradient import ExplodingGradientDetector
@@ -26,12 +22,11 @@ from .detectors.loss_divergence import LossDivergenceDetector
 from .detectors.loss_scale import LossScaleDetector
 from .detectors.non_finite import NonFiniteDetector
 from .detectors.saturation import SaturationDetector
+from .detectors.timing import TimingDetector
 from .detectors.update_ratio import UpdateRatioDetector
 from .detectors.vanishing_gradient import VanishingGradientDetector
 from .findings import FindingBook
 from .records import LayerInfo, StepStats, StepTime
-
-HEATMAP_STEPS = 256
 
 # Per-step detectors, in the order their findings are made within one step:
 # the NaN origin first (it stops the run), then model-wide, then per layer.
@@ -45,16 +40,6 @@ STATS_DETECTORS = (
     SaturationDetector,
     UpdateRatioDetector,
 )
-
-
-def _timing_detector(config):
-    # The timing detectors live in their own module, which may not be
-    # installed in every build; diagnosis of the statistics works without it.
-    try:
-        from .detectors.timing import TimingDetector
-    except ImportError:
-        return None
-    return TimingDetector(config)
 
 
 class Diagnoser:
@@ -82,21 +67,16 @@ class Diagnoser:
         self.layers = tuple(layers or ())
         self.book = book
         self.stop_requested = False
-        self.recent: collections.deque[StepStats] = collections.deque(
-            maxlen=HEATMAP_STEPS
-        )
         self.detectors = [cls(config, self.layers) for cls in STATS_DETECTORS]
-        self.timing = _timing_detector(config)
+        self.timing = TimingDetector(config)
         self._finished = False
 
     def observe_stats(self, stats: StepStats) -> None:
-        self.recent.append(stats)
         for detector in self.detectors:
             self._file(detector.observe_stats(stats))
 
     def observe_time(self, t: StepTime) -> None:
-        if self.timing is not None:
-            self._file(self.timing.observe(t))
+        self._file(self.timing.observe(t))
 
     def finish(self) -> None:
         if self._finished:
@@ -106,8 +86,7 @@ class Diagnoser:
             finish = getattr(detector, "finish", None)  # optional in the contract
             if finish is not None:
                 self._file(finish())
-        if self.timing is not None:
-            self._file(self.timing.finish())
+        self._file(self.timing.finish())
 
     def _file(self, detections: list[Detection] | None) -> None:
         for d in detections or ():
@@ -123,15 +102,3 @@ class Diagnoser:
             )
             if d.kind == "non_finite":
                 self.stop_requested = True
-
-    def heatmaps(self, sink, step: int) -> None:
-        if not self.recent or not self.config.histograms or not self.layers:
-            return
-        if self.config.gradients:
-            m = np.stack([s.grad_rms for s in self.recent], axis=1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                sink.heatmap("gradients/heatmap", step, np.log10(m))
-        if self.config.updates:
-            m = np.stack([s.update_ratio for s in self.recent], axis=1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                sink.heatmap("updates/heatmap", step, np.log10(m))

@@ -22,10 +22,6 @@ class LogdirError(GradtraceError, ValueError):
     """The logdir cannot be written (fit) or read (report)."""
 
 
-class UsageError(GradtraceError, ValueError):
-    """Bad command-line usage."""
-
-
 def _is_dataset_like(x) -> bool:
     import keras
     import tensorflow as tf

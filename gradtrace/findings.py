@@ -128,17 +128,10 @@ class FindingBook:
             self._on_change(f, old is None)
         return f
 
-    def get(self, kind: str, layer: str | None = None) -> Finding | None:
-        return self._by_key.get((kind, layer))
-
     @property
     def findings(self) -> list[Finding]:
         """In order of first occurrence (dicts keep insertion order)."""
         return list(self._by_key.values())
-
-    @property
-    def has_error(self) -> bool:
-        return any(f.severity == "error" for f in self._by_key.values())
 
 
 def _finite_or_none(x) -> float | None:

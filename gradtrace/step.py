@@ -19,8 +19,10 @@ Data contract of one call, `step(data) -> dict` of tensors:
 
 All statistics come from the tensors of the pass that trains the model: the
 tape's gradients (before any clipping by the optimizer, unscaled under loss
-scaling), the variables just before and just after `optimizer.apply`, and the
-layer outputs of the training forward pass (see `probes.capture`).
+scaling; under a strategy, all-reduced), the variables just after
+`optimizer.apply`, the update it applied (captured from the optimizer's
+`assign_add`/`assign_sub`, or the difference from a copy taken just before),
+and the layer outputs of the training forward pass (see `probes.capture`).
 """
 
 from __future__ import annotations

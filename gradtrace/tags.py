@@ -7,7 +7,8 @@ Tag grammar (all in ``LOGDIR/train`` unless said otherwise; ``<layer>`` is
     batch_loss                          the step's total loss (as Keras' update_freq="batch")
     gradients/<layer>/norm|rms|max_abs|zero_frac|nonfinite
     gradients/<layer>/<var>             histogram (heavy steps)
-    gradients/heatmap                   image: layer x step log10 gradient RMS
+    gradients/heatmap                   image: layer x step log10 gradient RMS (last 256 steps;
+                                        heavy steps, at most every 100 steps)
     gradients/loss_scale                dynamic loss scale (mixed precision only)
     weights/<layer>/norm|rms
     weights/<layer>/<var>               histogram (heavy steps)
@@ -17,7 +18,7 @@ Tag grammar (all in ``LOGDIR/train`` unless said otherwise; ``<layer>`` is
     activations/<layer>/histogram       histogram (heavy steps)
     timing/total_ms|data_ms|compute_ms|host_ms|retraced
     timing/peak_memory_mb               GPU only: peak device memory of the step
-    findings                            text: one line per finding state change
+    findings                            text: one line per new finding
 
 Step is the 0-based optimizer step for per-step tags, the epoch for epoch_*.
 """
@@ -82,7 +83,3 @@ def parse_layer_tag(tag: str) -> tuple[str, str, str] | None:
     ):
         return None
     return parts[0], parts[1], parts[2]
-
-
-# record field <-> (family, stat), both ways, for report.
-FIELD_BY_TAG = {(fam, stat): field for field, fam, stat in SCALAR_TAGS}

@@ -11,6 +11,7 @@ callbacks (`CallbackList` with History and the progress bar) and validation
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import tempfile
@@ -18,7 +19,7 @@ import tempfile
 import keras
 import numpy as np
 
-from . import errors
+from . import errors, tags
 from .config import Config
 from .diagnose import Diagnoser
 from .findings import FindingBook
@@ -29,6 +30,7 @@ from .step import cached_step
 from .timing import StepClock, retrace_reason, spec_of
 
 HEATMAP_EVERY = 100
+HEATMAP_STEPS = 256
 
 
 def fit(
@@ -306,10 +308,9 @@ class _Run:
         if logdir is not None:
             from .sinks.jsonl import JsonlSink
             from .sinks.tensorboard import TensorBoardSink
-            from .tags import FINDINGS_FILE
 
             self.tb = TensorBoardSink(logdir)
-            self.jsonl = JsonlSink(os.path.join(logdir, FINDINGS_FILE))
+            self.jsonl = JsonlSink(os.path.join(logdir, tags.FINDINGS_FILE))
         if config.console:
             from .sinks.console import ConsoleSink
 
@@ -317,12 +318,15 @@ class _Run:
         self.book = FindingBook(self._on_finding)
         self.diagnoser = None
         self.global_step = int(np.asarray(model.optimizer.iterations))
-        # Kept on the cached step: a later fit's retrace compares with the
-        # last input the step saw, in whichever fit that was.
-        self._prev_spec = self.step_fn.last_input_spec
         self._n_params = None
         self._loss_scale = None
         self._last_heatmap = None
+        # Recent records for the heatmap images: kept only when they are drawn.
+        self._recent = (
+            collections.deque(maxlen=HEATMAP_STEPS)
+            if self.tb is not None and self.step_fn.heavy is not None
+            else None
+        )
         self._pending = None
 
     # -- per step -----------------------------------------------------------
@@ -346,14 +350,17 @@ class _Run:
         retraced = counts[variant] != traces
         reason = None
         if cfg.timing:
+            # On the cached step: a later fit's retrace is compared with the
+            # last input the step saw, in whichever fit that was.
+            last_spec = self.step_fn.last_input_spec
             spec = spec_of(data)
             if retraced:
                 reason = (
                     f"first call of the {variant} step (trace and compile)"
                     if traces == 0
-                    else retrace_reason(self._prev_spec[variant], spec)
+                    else retrace_reason(last_spec[variant], spec)
                 )
-            self._prev_spec[variant] = spec
+            last_spec[variant] = spec
         self._pending = (step, epoch, retraced, reason, stats, loss, out.get("hists"))
         self._record_step()
         return out
@@ -366,15 +373,17 @@ class _Run:
             self._start_diagnosis()
         stats = self._record(step, epoch, loss, packed)
         self.diagnoser.observe_stats(stats)
+        if self._recent is not None:
+            self._recent.append(stats)
         if self.tb is not None and step % self.config.write_every == 0:
             self.tb.step_stats(stats, loss_only=packed is None)
         if hists is not None and self.tb is not None:
             self.tb.histograms(step, self.step_fn.hist_tags, hists.numpy())
-            # Heatmap images span the last 256 steps: one every 100 steps is
-            # enough even when histograms run every step.
+            # Heatmap images span the last HEATMAP_STEPS steps: one every
+            # HEATMAP_EVERY steps is enough even when histograms run every step.
             if self._last_heatmap is None or step - self._last_heatmap >= HEATMAP_EVERY:
                 self._last_heatmap = step
-                self.diagnoser.heatmaps(self.tb, step)
+                self._heatmaps(step)
         if self.diagnoser.stop_requested and self.config.stop_on_non_finite:
             self.model.stop_training = True
         self.global_step = step + 1
@@ -396,6 +405,18 @@ class _Run:
                 self.tb.step_time(t)
         if self.profiler is not None:
             self.profiler.end_step(step)
+
+    def _heatmaps(self, step):
+        """Layer x step images of log10 gradient RMS and update ratio."""
+        if not self._recent or not self.step_fn.layer_infos:
+            return
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.config.gradients:
+                m = np.stack([s.grad_rms for s in self._recent], axis=1)
+                self.tb.heatmap(tags.GRADIENT_HEATMAP, step, np.log10(m))
+            if self.config.updates:
+                m = np.stack([s.update_ratio for s in self._recent], axis=1)
+                self.tb.heatmap(tags.UPDATE_HEATMAP, step, np.log10(m))
 
     def _start_diagnosis(self):
         infos = self.step_fn.layer_infos or ()

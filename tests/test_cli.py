@@ -190,7 +190,7 @@ def test_demo_missing_fails_cleanly(capsys, monkeypatch):
 
 def test_demo_usage_error_maps_to_its_exit_code(monkeypatch):
     def main(argv):
-        raise gradtrace.errors.UsageError("Unknown scenario. Received: 'x'.")
+        raise gradtrace.errors.GradtraceError("Unknown scenario. Received: 'x'.")
 
     fake = types.ModuleType("gradtrace.demo")
     fake.main = main

@@ -6,7 +6,8 @@ values every step): their `Summary.Value` bytes are assembled from per-tag
 prefixes computed once, and records go through TensorFlow's C++ TFRecord
 writer (an event file is a TFRecord file of `Event` protos), because
 TensorBoard's pure-Python writer spends ~0.4 ms per step on its pure-Python
-CRC alone. Rare records (histograms, images, text) are ordinary protos.
+CRC alone. Histograms are raw-encoded the same way; rare records (images,
+text) are ordinary protos.
 
 Files open lazily (no validation/ file for a run without validation), are
 flushed every `FLUSH_SECS` and at every epoch end and finding, and closed by
