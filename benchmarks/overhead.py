@@ -3,11 +3,14 @@
     python benchmarks/overhead.py [--rounds 5] [--models mlp,cnn] [--variants ...]
 
 Every variant trains its own identically built model on the same synthetic
-data. A round runs one epoch of every variant in turn (A B C ... A B C ...),
-so machine noise hits all variants alike. A variant's step time in a round is
-the median interval between consecutive `on_train_batch_begin` calls (the
-first steps of the epoch, where the iterator starts, are dropped); the table
-gives the median over rounds and the ratio to model.fit.
+data. A round runs one epoch of every variant in turn (A B C ... A B C ...; the
+order reverses every other round), so machine noise hits all variants alike.
+A variant's step time in a round is the mean step time from its SKIP-th
+`on_train_batch_begin` to `on_train_end` (the first steps, where the
+iterator starts, are dropped; everything after them counts, including work
+gradtrace does once per block of steps and at the epoch's end); the table
+gives the median over rounds and the median of the per-round ratios to
+model.fit (paired, so slow drifts of the machine cancel).
 
 Variants:
   keras          model.fit
@@ -41,17 +44,23 @@ SKIP = 3  # first intervals of an epoch: iterator start-up
 
 
 class _Clock(keras.callbacks.Callback):
-    # Only on_train_batch_begin: keeps Keras' async batch-end dispatch on.
+    # No batch-end hook: keeps Keras' async batch-end dispatch on.
     def __init__(self):
         super().__init__()
         self.t = []
+        self.end = None
 
     def on_train_batch_begin(self, batch, logs=None):
         self.t.append(time.perf_counter())
 
-    def median_ms(self):
-        d = np.diff(self.t[SKIP:]) * 1e3
-        return float(np.median(d))
+    def on_train_end(self, logs=None):
+        self.end = time.perf_counter()
+
+    def mean_ms(self):
+        """Mean step time from step SKIP to the end of training: every
+        cost is in it, also work done once every few steps (gradtrace
+        judges and writes its records in blocks) and at the epoch's end."""
+        return (self.end - self.t[SKIP]) * 1e3 / (len(self.t) - SKIP)
 
 
 def mlp():
@@ -88,7 +97,7 @@ def cnn():
 
 MODELS = {
     "mlp": (mlp, (784,), 128, 150),
-    "cnn": (cnn, (32, 32, 3), 64, 50),
+    "cnn": (cnn, (32, 32, 3), 64, 100),
 }
 
 OFF = dict(
@@ -222,14 +231,21 @@ def main(argv=None):
             for v in order:
                 cb = _Clock()
                 variants[v](models[v], x, y, bs, cb)
-                per[v].append(cb.median_ms())
-        base = statistics.median(per["keras"]) if "keras" in per else None
+                per[v].append(cb.mean_ms())
         print(f"\n## {model_name} (batch {bs}, {steps} steps/round, {a.rounds} rounds)")
-        print("| variant | median step ms | ratio to model.fit | per-round ms |")
+        print(
+            "| variant | step ms (median of rounds) | ratio to model.fit "
+            "(median of per-round ratios) | per-round mean step ms |"
+        )
         print("|---|---|---|---|")
         for v in names:
             med = statistics.median(per[v])
-            ratio = f"{med / base:.3f}x" if base else "-"
+            ratio = "-"
+            if "keras" in per:
+                # Paired: each round's ratio to model.fit's epoch run next to
+                # it, so slow drifts of the machine cancel.
+                ratios = [t / k for t, k in zip(per[v], per["keras"])]
+                ratio = f"{statistics.median(ratios):.3f}x"
             rounds = " ".join(f"{t:.2f}" for t in per[v])
             print(f"| {v} | {med:.3f} | {ratio} | {rounds} |")
         if "gt_timing" in per and "gt_off" in per:

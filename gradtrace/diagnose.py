@@ -7,6 +7,9 @@ records, so both apply exactly the same rules:
   detector (`STATS_DETECTORS`) judges it;
 - `observe_time(StepTime)` once per step: the timing detectors
   (`gradtrace.detectors.timing.TimingDetector`);
+- or `observe(StatsBlock, [StepTime, ...])` for consecutive steps at once
+  (the fit loop: up to `training.BLOCK_STEPS` steps), which files the same
+  detections in the same order as the two calls above, step by step;
 - `finish()` once at the end, for run-level rules.
 
 Each `Detection` goes to the `FindingBook`, which keeps one finding per
@@ -26,7 +29,7 @@ from .detectors.timing import TimingDetector
 from .detectors.update_ratio import UpdateRatioDetector
 from .detectors.vanishing_gradient import VanishingGradientDetector
 from .findings import FindingBook
-from .records import LayerInfo, StepStats, StepTime
+from .records import LayerInfo, StatsBlock, StepStats, StepTime
 
 # Per-step detectors, in the order their findings are made within one step:
 # the NaN origin first (it stops the run), then model-wide, then per layer.
@@ -77,6 +80,35 @@ class Diagnoser:
 
     def observe_time(self, t: StepTime) -> None:
         self._file(self.timing.observe(t))
+
+    def judge_time(self, t: StepTime) -> list[Detection]:
+        """The timing rules on one step, without filing: the fit loop runs
+        them every step (the profiler reacts to a slow step at once) and
+        files their detections with the step's block (`observe`)."""
+        return self.timing.observe(t)
+
+    def observe(self, block: StatsBlock | None, times=(), timed=()) -> None:
+        """Consecutive steps at once: what the fit loop calls.
+
+        Files exactly the detections that `observe_stats` on every row of
+        `block` and then `observe_time` on every `StepTime` of `times` would
+        (plus `timed`: detections `judge_time` already made), in step order
+        (a step's statistics before its timing, detectors in
+        `STATS_DETECTORS` order within a step).
+        """
+        found = []  # (step, group, seq, detection)
+        if block is not None and len(block):
+            for rank, detector in enumerate(self.detectors):
+                for d in detector.observe_block(block):
+                    found.append((d.step, rank, len(found), d))
+        group = len(self.detectors)
+        for t in times:
+            for d in self.timing.observe(t):
+                found.append((d.step, group, len(found), d))
+        for d in timed:
+            found.append((d.step, group, len(found), d))
+        found.sort(key=lambda e: e[:3])
+        self._file([e[3] for e in found])
 
     def finish(self) -> None:
         if self._finished:

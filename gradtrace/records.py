@@ -17,7 +17,7 @@ import functools
 
 import numpy as np
 
-__all__ = ["LayerInfo", "StepStats", "StepTime", "LAYER_FIELDS"]
+__all__ = ["LayerInfo", "StepStats", "StatsBlock", "StepTime", "LAYER_FIELDS"]
 
 # The per-layer statistics, in the column order of the packed step output.
 GRAD_FIELDS = ("grad_norm", "grad_max_abs", "grad_zero_frac", "grad_nonfinite")
@@ -112,6 +112,133 @@ class StepStats:
             return self.update_norm / (self.weight_norm + 1e-12)
 
 
+class StatsBlock:
+    """`StepStats` of consecutive steps, stacked: the unit detectors judge.
+
+    The fit loop hands the detectors a block of up to `training.BLOCK_STEPS`
+    steps at a time (and at once when a step is non-finite), so that rules
+    run as a few numpy operations over ``[steps, layers]`` arrays instead of
+    Python work every step. `row(i)` is step i as a `StepStats` (views, no
+    copy); `StatsBlock.of(records)` stacks records (tests, `observe_stats`).
+
+    Attributes:
+        steps, epochs: int arrays ``[K]``.
+        loss: float64 ``[K]``.
+        layers: names, forward order.
+        values: field -> float64 ``[K, L]`` (NaN = not measured), and
+            ``n_params`` -> ``[L]``.
+        loss_scale: float64 ``[K]`` (NaN where unknown), or None when no step
+            of the block has one.
+    """
+
+    def __init__(self, steps, epochs, loss, layers, values, loss_scale=None):
+        self.steps = np.asarray(steps, dtype=np.int64)
+        self.epochs = np.asarray(epochs, dtype=np.int64)
+        self.loss = np.asarray(loss, dtype=np.float64)
+        self.layers = tuple(layers)
+        self.values = values
+        self.loss_scale = loss_scale
+
+    @classmethod
+    def of(cls, records) -> StatsBlock:
+        """Stacks `StepStats` with the same layers (missing columns: NaN)."""
+        records = list(records)
+        layers = records[0].layers if records else ()
+        n = len(layers)
+        fields = {k for r in records for k in r.values if k != "n_params"}
+        values = {}
+        for f in fields:
+            rows = []
+            for r in records:
+                v = r.values.get(f)
+                v = (
+                    np.full(n, np.nan)
+                    if v is None
+                    else np.asarray(v, dtype=np.float64).reshape(-1)
+                )
+                if v.shape[0] != n:
+                    raise ValueError(
+                        f"StepStats.values[{f!r}] of step {r.step} has "
+                        f"{v.shape[0]} entries but the step has {n} layers "
+                        f"({layers!r}). Build every column with one entry per "
+                        "layer, in the order of `layers` (NaN = not measured)."
+                    )
+                rows.append(v)
+            values[f] = np.stack(rows) if rows else np.zeros((0, n))
+        n_params = next(
+            (r.values["n_params"] for r in records if "n_params" in r.values), None
+        )
+        if n_params is not None:
+            values["n_params"] = np.asarray(n_params, dtype=np.float64).reshape(-1)
+        scales = [r.loss_scale for r in records]
+        loss_scale = (
+            None
+            if all(s is None for s in scales)
+            else np.array(
+                [np.nan if s is None else s for s in scales], dtype=np.float64
+            )
+        )
+        return cls(
+            [r.step for r in records],
+            [r.epoch for r in records],
+            [r.loss for r in records],
+            layers,
+            values,
+            loss_scale,
+        )
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def column(self, name: str) -> np.ndarray:
+        """``[K, L]`` float64; all-NaN when the field was not recorded."""
+        v = self.values.get(name)
+        if v is None:
+            return np.full((len(self), len(self.layers)), np.nan)
+        return v
+
+    def field(self, name: str) -> np.ndarray:
+        """A recorded column or a derived one (grad_rms, weight_rms,
+        update_ratio), ``[K, L]``."""
+        if name in ("grad_rms", "weight_rms", "update_ratio"):
+            return getattr(self, name)
+        return self.column(name)
+
+    def row(self, i: int) -> StepStats:
+        values = {k: (v if k == "n_params" else v[i]) for k, v in self.values.items()}
+        scale = None
+        if self.loss_scale is not None and self.loss_scale[i] == self.loss_scale[i]:
+            scale = float(self.loss_scale[i])
+        return StepStats(
+            step=int(self.steps[i]),
+            epoch=int(self.epochs[i]),
+            loss=float(self.loss[i]),
+            layers=self.layers,
+            values=values,
+            loss_scale=scale,
+        )
+
+    def _per_param(self, col: np.ndarray) -> np.ndarray:
+        n = self.values.get("n_params")
+        if n is None:
+            return np.full(col.shape, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(n > 0, col / np.sqrt(n), np.nan)
+
+    @functools.cached_property
+    def grad_rms(self) -> np.ndarray:
+        return self._per_param(self.column("grad_norm"))
+
+    @functools.cached_property
+    def weight_rms(self) -> np.ndarray:
+        return self._per_param(self.column("weight_norm"))
+
+    @functools.cached_property
+    def update_ratio(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.column("update_norm") / (self.column("weight_norm") + 1e-12)
+
+
 @dataclasses.dataclass(frozen=True)
 class StepTime:
     """Wall-clock split of one training step (milliseconds).
@@ -129,7 +256,8 @@ class StepTime:
         peak_memory_mb: peak device memory during the step (GPU only, where
             TensorFlow reports it), else None.
         worker_ms: under MultiWorkerMirroredStrategy, every worker's own part
-            of this step (data_ms + host_ms), in task order; else None.
+            of this step (data_ms + host_ms; host_ms only at an epoch's first
+            step, whose data wait is shared), in task order; else None.
     """
 
     step: int

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 import os
 import tempfile
+import time
 
 import keras
 import numpy as np
@@ -25,12 +27,18 @@ from .diagnose import Diagnoser
 from .findings import FindingBook
 from .history import TraceHistory
 from .profiler import StepProfiler
-from .records import LAYER_FIELDS, StepStats
+from .records import LAYER_FIELDS, StatsBlock
 from .step import cached_step
 from .timing import StepClock, retrace_reason, spec_of
 
 HEATMAP_EVERY = 100
 HEATMAP_STEPS = 256
+# The detectors judge, and the sinks write, the steps of a block at once:
+# every BLOCK_STEPS steps or BLOCK_SECS seconds, at once after a step with a
+# NaN/Inf, and at every epoch end. (Per-step host work in Python was the main
+# cost of the probes on small, fast models.)
+BLOCK_STEPS = 32
+BLOCK_SECS = 1.0
 
 
 def fit(
@@ -328,9 +336,18 @@ class _Run:
             else None
         )
         self._pending = None
+        # Steps not judged and written yet: (step, epoch, loss, packed stats,
+        # loss scale, histograms, wall time) and (StepTime, wall time).
+        self._rows: list[tuple] = []
+        self._times: list[tuple] = []
+        self._timed: list = []  # timing detections not filed yet
+        self._flushed_at = time.monotonic()
+        self._last_data: dict = {}  # variant -> the last input (retrace reasons)
+        self._epoch_of_last_step = None
 
     # -- per step -----------------------------------------------------------
     def step(self, data, epoch, spec=None):
+        """Runs one step; its statistics join the pending block."""
         self.clock.data_ready()
         cfg = self.config
         step = self.global_step
@@ -343,68 +360,144 @@ class _Run:
         out = getattr(self.step_fn, variant)(data)
         stats = out["stats"].numpy() if "stats" in out else None
         loss = float(out["loss"].numpy())
-        self._loss_scale = (
-            float(out["loss_scale"].numpy()) if "loss_scale" in out else None
-        )
+        scale = float(out["loss_scale"].numpy()) if "loss_scale" in out else None
+        bad = bool(out["bad"].numpy()) if "bad" in out else False
         self.clock.compute_done()
         retraced = counts[variant] != traces
         reason = None
         if cfg.timing:
-            # On the cached step: a later fit's retrace is compared with the
-            # last input the step saw, in whichever fit that was.
-            last_spec = self.step_fn.last_input_spec
-            spec = spec_of(data)
             if retraced:
                 reason = (
                     f"first call of the {variant} step (trace and compile)"
                     if traces == 0
-                    else retrace_reason(last_spec[variant], spec)
+                    else retrace_reason(self._last_spec(variant), spec_of(data))
                 )
-            last_spec[variant] = spec
-        self._pending = (step, epoch, retraced, reason, stats, loss, out.get("hists"))
-        self._record_step()
+            self._last_data[variant] = data
+        self._pending = (step, epoch, retraced, reason)
+        # Recorded before the callbacks: a step that ran is kept even if a
+        # callback raises right after it (`close` flushes the block).
+        self._rows.append(
+            (step, epoch, loss, stats, scale, out.get("hists"), time.time())
+        )
+        self.global_step = step + 1
+        if (
+            bad
+            or not math.isfinite(loss)
+            or (scale is not None and scale < cfg.loss_scale_min)
+        ):
+            # NaN/Inf: judged now, so the run can stop right after this step.
+            self.flush()
         return out
 
-    def _record_step(self):
-        # Before the callbacks: a step that ran is recorded even if a callback
-        # raises right after it.
-        step, epoch, retraced, reason, packed, loss, hists = self._pending
-        if self.diagnoser is None:
-            self._start_diagnosis()
-        stats = self._record(step, epoch, loss, packed)
-        self.diagnoser.observe_stats(stats)
-        if self._recent is not None:
-            self._recent.append(stats)
-        if self.tb is not None and step % self.config.write_every == 0:
-            self.tb.step_stats(stats, loss_only=packed is None)
-        if hists is not None and self.tb is not None:
-            self.tb.histograms(step, self.step_fn.hist_tags, hists.numpy())
-            # Heatmap images span the last HEATMAP_STEPS steps: one every
-            # HEATMAP_EVERY steps is enough even when histograms run every step.
-            if self._last_heatmap is None or step - self._last_heatmap >= HEATMAP_EVERY:
-                self._last_heatmap = step
-                self._heatmaps(step)
-        if self.diagnoser.stop_requested and self.config.stop_on_non_finite:
-            self.model.stop_training = True
-        self.global_step = step + 1
+    def _last_spec(self, variant):
+        # The previous call's input, in this fit or (cached step) an earlier one.
+        data = self._last_data.get(variant)
+        if data is not None:
+            return spec_of(data)
+        return self.step_fn.last_input_spec[variant]
 
     def after_step(self):
-        """After the callbacks: closes the step's clock."""
-        step, epoch, retraced, reason = self._pending[:4]
+        """After the callbacks: closes the step's clock; judges and writes
+        the pending block when it is full (or old)."""
+        step, epoch, retraced, reason = self._pending
         self._pending = None
         if self.config.timing:
             t = self.clock.finish(step, epoch, retraced, reason, self.clock.now())
             if self.step_fn.multi_worker:
                 # Every worker's own part of the step, for the straggler rule
                 # (one small collective per step, multi-worker runs only).
-                own = self.step_fn.gather_worker_ms(t.data_ms + t.host_ms)
+                # An epoch's first data wait is left out: there every worker
+                # waits for the slowest to start the epoch (iterator start-up,
+                # the chief's epoch-end logging), which is not its own delay.
+                first = epoch != self._epoch_of_last_step
+                own = self.step_fn.gather_worker_ms(
+                    t.host_ms + (0.0 if first else t.data_ms)
+                )
                 t = dataclasses.replace(t, worker_ms=tuple(float(v) for v in own))
             self.history.step_times.append(t)
-            self.diagnoser.observe_time(t)
-            if self.tb is not None and step % self.config.write_every == 0:
-                self.tb.step_time(t)
+            self._times.append((t, time.time()))
+            if self.diagnoser is None:
+                self._start_diagnosis(step)
+            # Timing rules every step (filed with the block), so that the
+            # profiler can trace the steps right after a slow one.
+            found = self.diagnoser.judge_time(t)
+            if found:
+                self._timed += found
+                if self.profiler is not None:
+                    for d in found:
+                        if d.kind == "slow_step":
+                            self.profiler.slow_step(d.step)
+        self._epoch_of_last_step = epoch
         if self.profiler is not None:
             self.profiler.end_step(step)
+        if (
+            len(self._rows) >= BLOCK_STEPS
+            or len(self._times) >= BLOCK_STEPS
+            or time.monotonic() - self._flushed_at >= BLOCK_SECS
+        ):
+            self.flush()
+
+    def flush(self):
+        """Judges the pending steps as one block and writes them."""
+        self._flushed_at = time.monotonic()
+        rows, self._rows = self._rows, []
+        times, self._times = self._times, []
+        timed, self._timed = self._timed, []
+        if not rows and not times:
+            return
+        if self.diagnoser is None:
+            self._start_diagnosis(rows[0][0] if rows else times[0][0].step)
+        block = self._block(rows) if rows else None
+        self.diagnoser.observe(block, timed=timed)
+        if self.tb is not None:
+            if block is not None:
+                walls = [r[6] for r in rows]
+                every = self.config.write_every
+                self.tb.stats_block(
+                    block, walls, np.flatnonzero(block.steps % every == 0)
+                )
+                self._histograms(block, rows)
+            if times:
+                every = self.config.write_every
+                times = [(t, w) for t, w in times if t.step % every == 0]
+                self.tb.times_block([t for t, _ in times], [w for _, w in times])
+        if self.diagnoser.stop_requested and self.config.stop_on_non_finite:
+            self.model.stop_training = True
+
+    def _block(self, rows) -> StatsBlock:
+        names = self.step_fn.layer_names
+        values = {}
+        if rows[0][3] is not None:
+            packed = np.stack([r[3] for r in rows]).astype(np.float64)  # [K, L, F]
+            values = {f: packed[:, :, j] for j, f in enumerate(LAYER_FIELDS)}
+        values["n_params"] = self._n_params
+        scales = [r[4] for r in rows]
+        return StatsBlock(
+            steps=[r[0] for r in rows],
+            epochs=[r[1] for r in rows],
+            loss=[r[2] for r in rows],
+            layers=names,
+            values=values,
+            loss_scale=(
+                None if scales[0] is None else np.array(scales, dtype=np.float64)
+            ),
+        )
+
+    def _histograms(self, block, rows):
+        """Histograms of the block's heavy steps, and the heatmap images."""
+        for i, r in enumerate(rows):
+            if self._recent is not None and block.values.keys() - {"n_params"}:
+                self._recent.append((block.grad_rms[i], block.update_ratio[i]))
+            hists = r[5]
+            if hists is None:
+                continue
+            step = r[0]
+            self.tb.histograms(step, self.step_fn.hist_tags, hists.numpy())
+            # Heatmap images span the last HEATMAP_STEPS steps: one every
+            # HEATMAP_EVERY steps is enough even when histograms run every step.
+            if self._last_heatmap is None or step - self._last_heatmap >= HEATMAP_EVERY:
+                self._last_heatmap = step
+                self._heatmaps(step)
 
     def _heatmaps(self, step):
         """Layer x step images of log10 gradient RMS and update ratio."""
@@ -412,13 +505,13 @@ class _Run:
             return
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.config.gradients:
-                m = np.stack([s.grad_rms for s in self._recent], axis=1)
+                m = np.stack([g for g, _ in self._recent], axis=1)
                 self.tb.heatmap(tags.GRADIENT_HEATMAP, step, np.log10(m))
             if self.config.updates:
-                m = np.stack([s.update_ratio for s in self._recent], axis=1)
+                m = np.stack([u for _, u in self._recent], axis=1)
                 self.tb.heatmap(tags.UPDATE_HEATMAP, step, np.log10(m))
 
-    def _start_diagnosis(self):
+    def _start_diagnosis(self, first_step):
         infos = self.step_fn.layer_infos or ()
         if self.logdir is not None:
             from . import runinfo
@@ -429,7 +522,7 @@ class _Run:
         for layer, names in self.step_fn.no_gradient.items():
             self.book.add(
                 "no_gradient",
-                self.global_step,
+                first_step,
                 layer=layer,
                 message=(
                     f"trainable variable(s) {', '.join(names)} received no gradient "
@@ -441,25 +534,9 @@ class _Run:
                 ),
             )
 
-    def _record(self, step, epoch, loss, packed) -> StepStats:
-        names = self.step_fn.layer_names
-        values = {}
-        if packed is not None:
-            values = {
-                f: packed[:, j].astype(np.float64) for j, f in enumerate(LAYER_FIELDS)
-            }
-        values["n_params"] = self._n_params
-        return StepStats(
-            step=step,
-            epoch=epoch,
-            loss=loss,
-            layers=names,
-            values=values,
-            loss_scale=self._loss_scale,
-        )
-
     # -- per epoch / end ----------------------------------------------------
     def epoch_end(self, epoch, logs):
+        self.flush()
         if self.tb is not None:
             logs = dict(logs)
             lr = _learning_rate(self.model.optimizer)
@@ -470,10 +547,16 @@ class _Run:
             self.jsonl.flush()
 
     def finish(self):
+        self.flush()
         if self.diagnoser is not None:
             self.diagnoser.finish()
 
     def close(self):
+        self.flush()
+        for variant, data in self._last_data.items():
+            # A later fit explains its first retrace against this input.
+            self.step_fn.last_input_spec[variant] = spec_of(data)
+        self._last_data = {}
         if self.profiler is not None:
             self.profiler.close()
         self.history.findings = self.book.findings
@@ -484,8 +567,6 @@ class _Run:
 
     def _on_finding(self, finding, is_new):
         self.history.findings = self.book.findings
-        if self.profiler is not None and finding.kind == "slow_step":
-            self.profiler.slow_step(finding.last_step)
         if self.jsonl is not None:
             self.jsonl.write(finding, is_new)
         if self.console is not None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
-from gradtrace.records import LAYER_FIELDS, LayerInfo, StepStats
+from gradtrace.records import LAYER_FIELDS, LayerInfo, StatsBlock, StepStats
 
 
 def info(
@@ -47,8 +49,27 @@ def stats(step: int, layers, loss: float = 1.0, epoch: int = 0, **cols) -> StepS
 
 
 def feed(detector, records) -> list:
-    """Every Detection a detector returns over `records`, then `finish()`."""
+    """Every Detection a detector returns over `records`, then `finish()`.
+
+    Also proves the fit loop's path gives exactly the same: fresh copies of
+    the detector are fed the same records as `StatsBlock`s (all at once, and
+    in blocks of 3 and 32 steps) and must return the same detections.
+    """
+    records = list(records)
+    copies = [copy.deepcopy(detector) for _ in BLOCK_SIZES]
     out = []
     for r in records:
         out += detector.observe_stats(r)
-    return out + detector.finish()
+    out += detector.finish()
+    for size, twin in zip(BLOCK_SIZES, copies):
+        size = size or max(1, len(records))
+        blocked = []
+        for i in range(0, len(records), size):
+            blocked += twin.observe_block(StatsBlock.of(records[i : i + size]))
+        blocked += twin.finish()
+        # repr: a NaN value compares unequal to itself
+        assert repr(blocked) == repr(out), f"blocks of {size} differ from step by step"
+    return out
+
+
+BLOCK_SIZES = (None, 3, 32)  # None: every record in one block

@@ -147,7 +147,7 @@ def test_multi_worker_two_processes(tmp_path):
     slowest = max(range(len(own)), key=lambda i: own[i][1])
     assert own[slowest][1] >= 400.0 > own[slowest][0]
     (strag,) = [f for f in j0["findings"] if f["kind"] == "straggler"]
-    assert strag["step"] == slowest and "Worker 1" in strag["message"]
+    assert strag["step"] == slowest and "Worker 1" in strag["message"], (own, strag)
     # Exactly one set of logs: the chief's.
     assert j0["logdir"] is not None and j1["logdir"] is None
     mw = os.path.join(out, "mw_log")

@@ -120,6 +120,40 @@ def test_act_stats(mode, kind, heavy):
         assert got[3] == pytest.approx(1 / 6)
 
 
+@pytest.mark.parametrize("mode", MODES + ["xla"])
+@pytest.mark.parametrize("kind", ["relu", "tanh"])
+def test_light_statistics_of_a_feature_map_read_a_sample(mode, kind):
+    # 64 examples of 16x16x8 = 2048 values each (> LIGHT_PER_EXAMPLE): light
+    # moments come from the first MOMENT_EXAMPLES examples; the dead share is
+    # still exact for the whole batch.
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(64, 16, 16, 8)).astype("float32")
+    if kind == "relu":
+        x = np.maximum(x, 0)
+        x[..., 1] = 0  # dead for the whole batch
+        x[..., 2] = 0
+        x[40, 3, 3, 2] = 1.0  # silent on the sample, alive in example 40
+    else:
+        x = np.tanh(3 * x)
+    k = min(st.MOMENT_EXAMPLES, st.MOMENT_ELEMENTS // (16 * 16 * 8))
+    assert k < 64
+    fn = lambda t: st.act_stats(t, kind, False)  # noqa: E731
+    got = (
+        tf.function(fn, jit_compile=True)(tf.constant(x)).numpy()
+        if mode == "xla"
+        else run(mode, fn, tf.constant(x))
+    )
+    want = oracle_act(x[:k], kind, heavy=False)
+    np.testing.assert_allclose(
+        [got[0], got[1], got[4]], [want[0], want[1], want[4]], rtol=1e-4
+    )
+    if kind == "relu":
+        assert got[3] == pytest.approx(1 / 8)  # unit 1 only: unit 2 fired once
+        assert oracle_act(x, kind)[3] == pytest.approx(1 / 8)
+        x[..., :] = np.maximum(x, 0.5)  # every unit fires on the sample
+        assert run(mode, fn, tf.constant(x))[3] == 0.0
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_dead_share_of_all_zero_layer_and_one_unit(mode):
     assert (
@@ -178,12 +212,19 @@ def test_empty_batch_gives_nan_not_crash():
 
 @pytest.mark.parametrize("mode", MODES)
 def test_histogram_of_a_large_tensor_is_estimated_from_a_sample(mode):
-    # 200k entries > HIST_SAMPLE: exact range, counts from a strided sample
-    # scaled to the whole tensor, close to the exact histogram.
+    # 200k entries > HIST_SAMPLE: exact range; counts from evenly spaced rows
+    # (about HIST_SAMPLE entries) scaled to the whole tensor.
     x = np.random.default_rng(3).normal(size=(800, 250)).astype("float32")
     got = hist(mode, tf.constant(x), 30, finite=True)
-    exact, edges = np.histogram(x, bins=30, range=(x.min(), x.max()))
     assert got[0, 0] == pytest.approx(x.min()) and got[-1, 1] == pytest.approx(x.max())
     assert got[:, 2].sum() == pytest.approx(x.size, rel=1e-6)
-    big = exact > 2000
+    step = -(-800 // (st.HIST_SAMPLE // 250))
+    rows = x[::step]
+    assert rows.size <= st.HIST_SAMPLE
+    scale = x.size / rows.size
+    sampled, _ = np.histogram(rows, bins=30, range=(x.min(), x.max()))
+    # (an entry on a bucket edge may fall either side in float32)
+    np.testing.assert_allclose(got[:, 2], sampled * scale, atol=2 * scale)
+    exact, _ = np.histogram(x, bins=30, range=(x.min(), x.max()))
+    big = exact > 10000  # and close to the exact histogram where counts are large
     np.testing.assert_allclose(got[big, 2], exact[big], rtol=0.1)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..records import LayerInfo, StepStats
+from ..records import LayerInfo, StatsBlock, StepStats
 from . import Detection
 
 
@@ -78,6 +78,9 @@ class Streaks:
     def __init__(self):
         self._n: dict = {}
 
+    def reset(self, key) -> None:
+        self._n[key] = 0
+
     def update(self, key, hit: bool | None) -> int:
         if hit is None:
             return self._n.get(key, 0)
@@ -135,6 +138,50 @@ class LayerDetector:
 
     def observe_stats(self, stats: StepStats) -> list:
         raise NotImplementedError
+
+    def observe_block(self, block: StatsBlock) -> list:
+        """The detections of `observe_stats` over every row of `block`, in order.
+
+        The fit loop's path: `_quiet(block)` checks the whole block with a
+        few array operations and, when no row can hit the rule, settles the
+        streaks at once; otherwise each row goes through `observe_stats`.
+        """
+        if len(block) and self._quiet(block):
+            return []
+        out = []
+        for i in range(len(block)):
+            out += self.observe_stats(block.row(i))
+        return out
+
+    def _quiet(self, block: StatsBlock) -> bool:
+        return False
+
+    def settle(self, layers, *checks) -> bool:
+        """Bulk streak update for a block in which nothing hits.
+
+        Each check is ``(keys, judged, hit)``: ``keys[j]`` the streak key of
+        layer j, ``judged`` a ``[K, L]`` mask of the (row, layer) pairs the
+        rule measures (what `persistent` sees as measured), ``hit`` the
+        rule's condition. If no judged pair hits, every judged key's streak
+        is reset (exactly what `observe_stats` would leave) and True is
+        returned; otherwise nothing changes and the caller goes row by row.
+        """
+        if any((judged & hit).any() for _, judged, hit in checks):
+            return False
+        for keys, judged, _ in checks:
+            for j in np.flatnonzero(judged.any(axis=0)):
+                self.streaks.reset(keys[j])
+        return True
+
+    def layer_mask(self, layers, predicate) -> np.ndarray:
+        """``[L]`` bool: `predicate(LayerInfo)` per layer (cached per layers)."""
+        key = (layers, predicate)
+        cache = self.__dict__.setdefault("_masks", {})
+        mask = cache.get(key)
+        if mask is None:
+            mask = np.array([bool(predicate(self.info(n))) for n in layers], dtype=bool)
+            cache[key] = mask
+        return mask
 
     def finish(self) -> list:
         return []

@@ -16,6 +16,8 @@ when >= 70% of gradient entries are exactly zero, both once per epoch.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..records import StepStats
 from . import Detection
 from ._common import LayerDetector, column, pct
@@ -27,10 +29,21 @@ HINT = (
 )
 
 
+def _relu(info) -> bool:
+    return info.relu_family
+
+
 class DeadReluDetector(LayerDetector):
     """Per ReLU layer: share of units that are 0 for the whole batch."""
 
     kind = KIND
+
+    def _quiet(self, block) -> bool:
+        dead = block.column("act_dead_frac")
+        judged = self.layer_mask(block.layers, _relu) & ~np.isnan(dead)
+        return self.settle(
+            block.layers, (block.layers, judged, dead >= self.config.dead_relu_frac)
+        )
 
     def observe_stats(self, stats: StepStats) -> list[Detection]:
         thr = self.config.dead_relu_frac

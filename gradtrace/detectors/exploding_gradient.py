@@ -24,9 +24,9 @@ import warnings
 
 import numpy as np
 
-from ..records import LayerInfo, StepStats
+from ..records import LayerInfo, StatsBlock, StepStats
 from . import Detection
-from ._common import column, sci
+from ._common import sci
 
 KIND = "exploding_gradient"
 BASELINE_PERCENTILE = 90
@@ -51,26 +51,49 @@ class ExplodingGradientDetector:
         )
 
     def observe_stats(self, stats: StepStats) -> list[Detection]:
-        cfg = self.config
-        g = column(stats, "grad_norm")
-        if not stats.layers or np.isnan(g).all():
+        return self.observe_block(StatsBlock.of([stats]))
+
+    def observe_block(self, block: StatsBlock) -> list[Detection]:
+        if not block.layers or not len(block):
             return []
-        if (column(stats, "grad_nonfinite") > 0).any() or np.isnan(
-            stats.loss
-        ):  # NaN somewhere: non_finite's finding
+        g = block.column("grad_norm")
+        # Judged rows: some gradient measured, no NaN/Inf anywhere (that is
+        # non_finite's finding).
+        judged = ~(
+            np.isnan(g).all(axis=1)
+            | (block.column("grad_nonfinite") > 0).any(axis=1)
+            | np.isnan(block.loss)
+        )
+        rows = np.flatnonzero(judged)
+        if not rows.size:
             return []
-        out = []
-        measured = g[~np.isnan(g)]
         with np.errstate(over="ignore"):
-            total = float(np.sqrt(np.sum(np.square(measured))))
-        # p90 >= min(history): below factor x min it cannot fire, and the
-        # percentile (the costly part, every step) is skipped.
+            totals = np.sqrt(np.nansum(np.square(g[rows]), axis=1))
+        factor = self.config.exploding_factor
+        # p90 >= min(window) >= the smallest value any window of this block
+        # can hold: below factor x that, no row can fire (the usual case; the
+        # percentile, the costly part, is skipped).
+        if np.isfinite(totals).all():
+            lowest = min(min(self.history, default=np.inf), float(totals.min()))
+            if totals.max() <= factor * lowest:
+                self.history.extend(totals.tolist())
+                self.layer_history.extend(g[rows])
+                return []
+        out = []
+        for i, total in zip(rows.tolist(), totals.tolist()):
+            out += self._observe(block, i, total)
+        return out
+
+    def _observe(self, block, i: int, total: float) -> list[Detection]:
+        cfg = self.config
+        out = []
+        g = block.column("grad_norm")[i]
         if len(self.history) >= 2 and (
             not np.isfinite(total) or total > cfg.exploding_factor * min(self.history)
         ):
             base = float(np.percentile(self.history, BASELINE_PERCENTILE))
             if np.isinf(total) or (base > 0 and total > cfg.exploding_factor * base):
-                out = [self._detection(stats, g, total, base)]
+                out = [self._detection(block.row(i), g, total, base)]
         if np.isfinite(total):
             self.history.append(total)
             self.layer_history.append(g)

@@ -13,11 +13,11 @@ from 1e-4 to 1e-3 near convergence from counting. A non-finite loss is
 from __future__ import annotations
 
 import collections
-import math
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-from ..records import LayerInfo, StepStats
+from ..records import LayerInfo, StatsBlock, StepStats
 from . import Detection
 from ._common import sci
 
@@ -43,25 +43,42 @@ class LossDivergenceDetector:
         self.best_step: int | None = None
 
     def observe_stats(self, stats: StepStats) -> list[Detection]:
+        return self.observe_block(StatsBlock.of([stats]))
+
+    def observe_block(self, block: StatsBlock) -> list[Detection]:
+        finite = np.isfinite(block.loss)
+        losses = block.loss[finite]
+        if not losses.size:
+            return []
+        steps = block.steps[finite].tolist()
+        w = self.window.maxlen
+        old = len(self.window)
+        seq = np.concatenate([np.asarray(self.window, dtype=np.float64), losses])
+        self.window.extend(losses.tolist())
+        # The median of the last w finite losses, at each new loss that has
+        # w of them (one numpy call for the whole block).
+        first = max(old, w - 1)
+        if first >= len(seq):
+            return []
+        medians = np.median(sliding_window_view(seq, w)[first - w + 1 :], axis=1)
+        out = []
+        for m, step in zip(medians.tolist(), steps[first - old :]):
+            out += self._check(m, step)
+        return out
+
+    def _check(self, m: float, step: int) -> list[Detection]:
         cfg = self.config
-        loss = float(stats.loss)
-        if not math.isfinite(loss):
-            return []
-        self.window.append(loss)
-        if len(self.window) < self.window.maxlen:
-            return []
-        m = float(np.median(self.window))
         if self.start is None:
             self.start = m
         if self.best is None or m < self.best:
-            self.best, self.best_step = m, stats.step
+            self.best, self.best_step = m, step
         if not (m > cfg.loss_divergence_factor * self.best and m > self.start):
             return []
         factor = m / self.best if self.best > 0 else float("inf")
         return [
             Detection(
                 kind=KIND,
-                step=stats.step,
+                step=step,
                 layer=None,
                 value=factor,
                 threshold=float(cfg.loss_divergence_factor),

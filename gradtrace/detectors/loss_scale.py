@@ -11,6 +11,8 @@ skipped and training has stopped. That is reported as `non_finite`
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..records import LayerInfo, StepStats
 from . import Detection
 
@@ -27,6 +29,15 @@ class LossScaleDetector:
 
     def __init__(self, config, layers: tuple[LayerInfo, ...] = ()):
         self.config = config
+
+    def observe_block(self, block) -> list[Detection]:
+        """`observe_stats` over the rows of `block` below the limit."""
+        if block.loss_scale is None:
+            return []
+        out = []
+        for i in np.flatnonzero(block.loss_scale < self.config.loss_scale_min):
+            out += self.observe_stats(block.row(i))
+        return out
 
     def observe_stats(self, stats: StepStats) -> list[Detection]:
         scale = stats.loss_scale

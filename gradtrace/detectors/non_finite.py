@@ -99,6 +99,27 @@ class NonFiniteDetector:
                 ]
         return []
 
+    def observe_block(self, block) -> list[Detection]:
+        """`observe_stats` over the rows of `block` that hold a NaN/Inf (the
+        others cannot hit: the same conditions, for every row at once)."""
+        w = block.column("weight_norm")
+        recorded = bool(getattr(self.config, "weights", True)) or bool(
+            getattr(self.config, "updates", True)
+        )
+        bad = (
+            (block.column("act_nonfinite") > 0).any(axis=1)
+            | ~np.isfinite(block.loss)
+            | (block.column("grad_nonfinite") > 0).any(axis=1)
+            | (
+                np.isinf(w)
+                | (recorded & np.isnan(w) & ~np.isnan(block.column("grad_norm")))
+            ).any(axis=1)
+        )
+        out = []
+        for i in np.flatnonzero(bad):
+            out += self.observe_stats(block.row(i))
+        return out
+
     def finish(self) -> list[Detection]:
         return []
 

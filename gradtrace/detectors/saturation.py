@@ -14,6 +14,8 @@ goal of training, not a fault. DeepDiagnosis: > 50% of inputs beyond +-5.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..records import StepStats
 from . import Detection
 from ._common import LayerDetector, column, pct
@@ -26,10 +28,21 @@ HINT = (
 )
 
 
+def _hidden_saturating(info) -> bool:
+    return info.saturating and not info.is_output
+
+
 class SaturationDetector(LayerDetector):
     """Per hidden sigmoid/tanh layer: share of outputs at the bounds."""
 
     kind = KIND
+
+    def _quiet(self, block) -> bool:
+        sat = block.column("act_saturated_frac")
+        judged = self.layer_mask(block.layers, _hidden_saturating) & ~np.isnan(sat)
+        return self.settle(
+            block.layers, (block.layers, judged, sat > self.config.saturation_frac)
+        )
 
     def observe_stats(self, stats: StepStats) -> list[Detection]:
         thr = self.config.saturation_frac

@@ -2,7 +2,10 @@
 
 A slow-step cause of its own. Every worker times its steps; after each step
 the fit loop all-gathers each worker's *own* part of the step, its data wait
-plus its host work (``StepTime.worker_ms``, in task order): the device part
+plus its host work (``StepTime.worker_ms``, in task order; at an epoch's
+first step its host work only: there every worker waits for the slowest to
+start the epoch, iterator start-up and the chief's epoch-end logging
+included, which is nobody's own delay): the device part
 is not its own, since a fast worker's compute includes waiting for a slow one
 in the gradient all-reduce. A step is a straggler step when one worker's own
 part exceeds the median of the *other* workers' by more than

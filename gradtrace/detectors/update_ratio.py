@@ -36,10 +36,36 @@ HINT_LOW = (
 MIN_WEIGHT_RMS = 1e-6
 
 
+def _judged(u, w, n):
+    """u / w where it is judged, else NaN (not measured, not finite, w ~ 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = u / w
+        w_rms = np.where(n > 0, w / np.sqrt(n), np.nan)
+    return ratio, np.where(
+        np.isfinite(ratio) & (w_rms >= MIN_WEIGHT_RMS), ratio, np.nan
+    )
+
+
 class UpdateRatioDetector(LayerDetector):
     """Per layer: ||dw|| / ||w|| of each optimizer step."""
 
     kind = KIND
+
+    def _quiet(self, block) -> bool:
+        cfg = self.config
+        n = block.values.get("n_params")
+        if n is None:
+            n = np.full(len(block.layers), np.nan)
+        _, judged = _judged(block.column("update_norm"), block.column("weight_norm"), n)
+        measured = ~np.isnan(judged)
+        high = judged > cfg.update_ratio_max
+        low = (judged < cfg.update_ratio_min) & (block.grad_rms >= cfg.vanishing_rms)
+        names = block.layers
+        return self.settle(
+            names,
+            ([(n_, "high") for n_ in names], measured, high),
+            ([(n_, "low") for n_ in names], measured, low),
+        )
 
     def observe_stats(self, stats: StepStats) -> list[Detection]:
         cfg = self.config
@@ -47,11 +73,8 @@ class UpdateRatioDetector(LayerDetector):
         w = column(stats, "weight_norm")
         n = column(stats, "n_params")
         rms = grad_rms(stats)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = u / w
-            w_rms = np.where(n > 0, w / np.sqrt(n), np.nan)
         # Not judged (NaN): not measured, not finite, or weights ~0.
-        judged = np.where(np.isfinite(ratio) & (w_rms >= MIN_WEIGHT_RMS), ratio, np.nan)
+        ratio, judged = _judged(u, w, n)
         hits = {"high": [], "low": []}
         for j, name in enumerate(stats.layers):
             r = judged[j]

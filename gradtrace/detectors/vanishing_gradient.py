@@ -67,10 +67,54 @@ def dead_from(stats: StepStats, info, dead_frac: float) -> np.ndarray:
     return np.logical_or.accumulate(is_dead[::-1])[::-1] if len(is_dead) else is_dead
 
 
+def _output(info) -> bool:
+    return info.is_output
+
+
+def _not_judged(info) -> bool:
+    return info.is_output or info.class_name in SPARSE_GRADIENT
+
+
+def _relu(info) -> bool:
+    return info.relu_family
+
+
 class VanishingGradientDetector(LayerDetector):
     """Per hidden layer: gradient RMS relative to the output layer's."""
 
     kind = KIND
+
+    def _quiet(self, block) -> bool:
+        # `reference_rms`, `dead_from` and the rule of `observe_stats`, for
+        # every row of the block at once.
+        cfg = self.config
+        names = block.layers
+        k, n = len(block), len(names)
+        if not n:
+            return True
+        rms = block.grad_rms
+        finite = np.isfinite(rms)
+        outs = self.layer_mask(names, _output) & finite
+        has_out = outs.any(axis=1)
+        masked = np.where(outs, rms, -np.inf)
+        last = n - 1 - np.argmax(finite[:, ::-1], axis=1)
+        ref_j = np.where(has_out, np.argmax(masked, axis=1), last)
+        ref = rms[np.arange(k), ref_j]
+        valid = (has_out | finite.any(axis=1)) & (ref > 0)
+        dead = self.layer_mask(names, _relu) & (
+            block.column("act_dead_frac") >= cfg.dead_relu_frac
+        )
+        covered = np.logical_or.accumulate(dead[:, ::-1], axis=1)[:, ::-1]
+        with np.errstate(all="ignore"):
+            ratio = rms / ref[:, None]
+        hit = (ratio < cfg.vanishing_ratio) & (rms < cfg.vanishing_rms) & ~covered
+        judged = (
+            valid[:, None]
+            & ~self.layer_mask(names, _not_judged)
+            & (np.arange(n)[None, :] != ref_j[:, None])
+            & ~np.isnan(rms)
+        )
+        return self.settle(names, (names, judged, hit))
 
     def observe_stats(self, stats: StepStats) -> list[Detection]:
         cfg = self.config

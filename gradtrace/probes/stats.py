@@ -83,62 +83,123 @@ def update_norm(before, after) -> tf.Tensor:
     return norm([_f32(a) - _f32(b) for a, b in zip(after, before)])
 
 
-# Light-step activation moments are estimated from the first this many
-# examples of the batch (a contiguous block of memory, so the estimate reads
-# only that share of a conv feature map; batches are usually shuffled).
+# Light steps read the whole output of a layer whose examples hold at most
+# LIGHT_PER_EXAMPLE values (dense layers: a few passes over a small tensor).
+# Above that (conv feature maps, where every pass over the batch costs several
+# percent of a step), light-step moments come from the first examples of the
+# batch that hold about MOMENT_ELEMENTS values (a contiguous block, so reading
+# it reads nothing else; batches are usually shuffled), at most
+# MOMENT_EXAMPLES of them.
+LIGHT_PER_EXAMPLE = 1024
+MOMENT_ELEMENTS = 65536
 MOMENT_EXAMPLES = 16
 
 
-def _examples(x):
-    return x[:MOMENT_EXAMPLES] if x.shape.rank else x
+def light_sample(x):
+    """The part of a layer output that light-step moments are computed from."""
+    if not x.shape.rank:
+        return x
+    per = x.shape[1:].num_elements()
+    if per is None or per <= LIGHT_PER_EXAMPLE:
+        return x
+    return x[: max(1, min(MOMENT_EXAMPLES, MOMENT_ELEMENTS // per))]
 
 
-def act_stats(t, kind: str, heavy: bool, reduce_unit_sum=None) -> tf.Tensor:
-    """[mean, std, zero_frac, dead_frac, saturated_frac, nonfinite] of an output.
+# Columns of `act_sums`.
+ACT_SUMS = ("sum", "sum_sq", "count", "zeros", "saturated")
 
-    `dead_frac` (ReLU family only): share of units (last axis) that output 0
-    for every example and position of the batch. `saturated_frac` (sigmoid /
-    tanh only): share of outputs within 1% of the activation's bounds.
-    `zero_frac` is heavy-only; `nonfinite` is filled by the step.
-    `reduce_unit_sum` (under a distribution strategy) adds up the per-unit
-    sums across replicas, so a unit is dead only if dead on every replica.
 
-    Cost, which matters on conv feature maps (memory passes): on light steps
-    `std` and `saturated_frac` (and `mean`, except for ReLU layers) are
-    estimated from the first `MOMENT_EXAMPLES` examples of the batch; a
-    ReLU layer's mean and dead share come exactly from one pass over every
-    example (the per-unit sum). Heavy steps use every example for all.
+def act_sums(t, kind: str, heavy: bool, keep_unit_sum=None):
+    """Sums over one layer output, and its dead-unit share.
+
+    Returns ``(sums, dead)``: `sums` a float32 vector with the columns of
+    `ACT_SUMS` (sum, sum of squares, number of values, exact zeros,
+    saturated values) over the values read, and `dead` (ReLU family only,
+    else NaN) the share of units (last axis) that output 0 for every example
+    and position of the batch. Sums, not means, so that layers stack into one
+    matrix that `act_finish` turns into statistics with a few operations, and
+    replicas add up exactly. `zeros` is heavy-only (NaN on light steps);
+    `saturated` only for sigmoid/tanh: values within 1% of the bounds.
+
+    Light steps read `light_sample(t)`; heavy steps every value. The dead
+    share is always exact for the whole batch: ReLU outputs are >= 0, so a
+    unit's sum is 0 exactly when it output 0 everywhere (a sum of
+    non-negative floats cannot cancel or underflow below its largest term).
+    When the sample is only part of the batch, a unit that fired on it is
+    alive, and the rest of the batch is read only if some unit was silent
+    on the sample (`tf.cond`), which healthy layers never pay for.
+
+    `keep_unit_sum` (under a distribution strategy) receives the per-unit
+    sums of the whole batch and returns the value to judge (the step keeps
+    them for its one batched all-reduce, so a unit is dead only if dead on
+    every replica).
     """
     x = _f32(t)
     nan = tf.constant(_NAN)
-    size = tf.cast(tf.size(x), tf.float32)
-    xs = x if heavy else _examples(x)
-    size_s = tf.cast(tf.size(xs), tf.float32)
-    mean_s = tf.reduce_mean(xs)
-    if kind == "relu" and x.shape.rank and x.shape.rank >= 2 and x.shape[-1]:
-        # ReLU outputs are >= 0, so a unit's sum over the batch is 0 exactly
-        # when it output 0 everywhere (a sum of non-negative floats cannot
-        # cancel or underflow below its largest term).
-        unit_sum = tf.reduce_sum(tf.reshape(x, [-1, x.shape[-1]]), axis=0)
-        mean = tf.reduce_sum(unit_sum) / size
-        if reduce_unit_sum is not None:
-            unit_sum = reduce_unit_sum(unit_sum)
-        dead = tf.reduce_mean(tf.cast(tf.equal(unit_sum, 0.0), tf.float32))
+    xs = x if heavy else light_sample(x)
+    count = tf.cast(tf.size(xs), tf.float32)
+    units = x.shape[-1] if x.shape.rank and x.shape.rank >= 2 else None
+    if kind == "relu" and units:
+        per = x.shape[1:].num_elements()
+
+        def unit_sum(v):
+            if per is not None and per > units:
+                # Over the batch first, along rows of a whole example (a wide,
+                # fast column reduction), then over the positions.
+                v = tf.reduce_sum(tf.reshape(v, [-1, per]), axis=0)
+            return tf.reduce_sum(tf.reshape(v, [-1, units]), axis=0)
+
+        def dead_share(u):
+            return tf.reduce_mean(tf.cast(tf.equal(u, 0.0), tf.float32))
+
+        sampled = unit_sum(xs)
+        total = tf.reduce_sum(sampled)
+        if keep_unit_sum is not None:
+            dead = dead_share(keep_unit_sum(sampled if xs is x else unit_sum(x)))
+        elif xs is x:
+            dead = dead_share(sampled)
+        else:
+            dead = tf.cond(
+                tf.reduce_any(tf.equal(sampled, 0.0)),
+                lambda: dead_share(unit_sum(x)),
+                lambda: tf.constant(0.0),
+            )
     else:
-        mean = mean_s
+        total = tf.reduce_sum(xs)
         dead = nan
-    meansq = 2.0 * tf.nn.l2_loss(xs) / size_s
-    std = tf.sqrt(tf.maximum(meansq - tf.square(mean_s), 0.0))
+    sum_sq = 2.0 * tf.nn.l2_loss(xs)
     if kind == "sigmoid":
-        sat = tf.reduce_mean(tf.cast(tf.abs(xs - 0.5) > 0.5 - SIGMOID_EPS, tf.float32))
+        sat = tf.reduce_sum(tf.cast(tf.abs(xs - 0.5) > 0.5 - SIGMOID_EPS, tf.float32))
     elif kind == "tanh":
-        sat = tf.reduce_mean(tf.cast(tf.abs(xs) > TANH_BOUND, tf.float32))
+        sat = tf.reduce_sum(tf.cast(tf.abs(xs) > TANH_BOUND, tf.float32))
     else:
         sat = nan
-    zero = (
-        (1.0 - tf.cast(tf.math.count_nonzero(x), tf.float32) / size) if heavy else nan
-    )
-    return tf.stack([mean, std, zero, dead, sat, nan])
+    zeros = count - nonzero_count(x) if heavy else nan
+    return tf.stack([total, sum_sq, count, zeros, sat]), dead
+
+
+def nonzero_count(x) -> tf.Tensor:
+    """Number of non-zero entries in two passes (sign, then a fused sum of
+    squares) where `count_nonzero` takes three and a 64-bit temporary. NaN
+    if `x` holds a NaN (then the statistic is not measured)."""
+    return 2.0 * tf.nn.l2_loss(tf.sign(_f32(x)))
+
+
+def act_finish(sums, dead) -> tf.Tensor:
+    """`act_sums` rows ``[..., 5]`` and dead shares ``[...]`` -> statistics
+    ``[..., 6]``: mean, std, zero_frac, dead_frac, saturated_frac, nonfinite
+    (NaN: the step fills it)."""
+    total, sum_sq, count, zeros, sat = tf.unstack(sums, axis=-1)
+    mean = total / count
+    std = tf.sqrt(tf.maximum(sum_sq / count - tf.square(mean), 0.0))
+    nan = tf.fill(tf.shape(mean), _NAN)
+    return tf.stack([mean, std, zeros / count, dead, sat / count, nan], axis=-1)
+
+
+def act_stats(t, kind: str, heavy: bool, reduce_unit_sum=None) -> tf.Tensor:
+    """[mean, std, zero_frac, dead_frac, saturated_frac, nonfinite] of one
+    layer output (`act_sums` then `act_finish`; see there)."""
+    return act_finish(*act_sums(t, kind, heavy, reduce_unit_sum))
 
 
 def histogram(t, bins: int = 30, xla: bool = False, finite: bool = False) -> tf.Tensor:
@@ -190,9 +251,9 @@ def histogram(t, bins: int = 30, xla: bool = False, finite: bool = False) -> tf.
 
 
 # Above this many entries, bucket counts (not the range) are estimated from a
-# sample: an evenly strided one for a tensor of static size (weights,
-# gradients), the first `MOMENT_EXAMPLES` examples for a batch (activations).
-HIST_SAMPLE = 65536
+# sample of about this size: evenly strided rows for a tensor of static size
+# (weights, gradients), the first examples of a batch (activations).
+HIST_SAMPLE = 16384
 
 
 def _bucket_sample(t, x):
@@ -200,11 +261,17 @@ def _bucket_sample(t, x):
     if n is not None:
         if n <= HIST_SAMPLE:
             return x
-        return x[:: -(-n // HIST_SAMPLE)]
-    if t.shape.rank and t.shape.rank >= 2 and t.shape[1:].num_elements() is not None:
-        per_example = t.shape[1:].num_elements()
-        if per_example * MOMENT_EXAMPLES > HIST_SAMPLE // 4:
-            return tf.reshape(t[:MOMENT_EXAMPLES], [-1])
+        # Evenly spaced rows (of a kernel: every output unit, a spread of
+        # inputs), gathered row by row: a strided slice copies entry by entry
+        # and costs ~20x more here.
+        rows = t if t.shape.rank >= 2 else tf.reshape(x[: n - n % 64], [-1, 64])
+        per = rows.shape[1:].num_elements()
+        step = -(-rows.shape[0] // max(1, HIST_SAMPLE // per))
+        return tf.reshape(tf.gather(rows, tf.range(0, rows.shape[0], step)), [-1])
+    if t.shape.rank and t.shape.rank >= 2 and t.shape[1:].num_elements():
+        # A batch: its first examples (a contiguous block).
+        per = t.shape[1:].num_elements()
+        return tf.reshape(t[: max(1, HIST_SAMPLE // per)], [-1])
     return x
 
 

@@ -45,6 +45,8 @@ _HISTOGRAM_META = histogram_metadata.create_summary_metadata("", "").SerializeTo
 
 
 def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -64,6 +66,7 @@ def _field(num: int, payload: bytes) -> bytes:
 # TensorProto{dtype: DT_FLOAT, float_val: [<4 bytes>]} minus the 4 value bytes.
 _SCALAR_TENSOR_HEAD = b"\x08\x01\x2a\x04"
 _FLOAT = struct.Struct("<f")
+_DOUBLE = struct.Struct("<d")
 
 
 def _shape(*dims):
@@ -119,26 +122,81 @@ class _Run:
         if parts:
             self._write_summary_bytes(step, wall, b"".join(parts))
 
-    def scalar_array(self, step: int, wall: float, tag_tuple: tuple, values) -> None:
-        """Like `scalars` for a fixed tuple of tags and a float array; NaN
-        entries (not measured) are skipped. The hot path of every step: the
-        prefixes of each pattern of measured tags are joined once and cached.
+    def scalar_block(self, steps, walls, tag_tuple: tuple, values) -> None:
+        """One event per row, in row order: ``values[i]`` ([K, len(tag_tuple)]
+        floats) at ``steps[i]``, wall time ``walls[i]``; NaN entries (not
+        measured) are skipped. The hot path: for each pattern of measured
+        tags, a byte template of the whole Summary is built once, and the
+        float bytes of every row of the block are placed into copies of it by
+        one numpy assignment. (Rows go out in order: TensorBoard drops data
+        it sees arrive with a step below an earlier one.)
         """
         values = np.asarray(values, dtype=np.float64)
+        if not values.size:
+            return
         mask = ~np.isnan(values)
-        key = (tag_tuple, mask.tobytes())
-        prefixes = self._array_cache.get(key)
-        if prefixes is None:
-            selected = [t for t, m in zip(tag_tuple, mask) if m]
-            if not all(t in self._seen for t in selected):  # first sight: metadata
-                self.scalars(step, wall, zip(selected, values[mask].tolist()))
-                return
-            prefixes = [self._scalar_prefix(t)[1] for t in selected]
-            self._array_cache[key] = prefixes
-        fb = values[mask].astype("<f4").tobytes()
-        body = b"".join([p + fb[4 * i : 4 * i + 4] for i, p in enumerate(prefixes)])
-        if body:
-            self._write_summary_bytes(step, wall, body)
+        if (mask == mask[0]).all():  # the usual case: one pattern
+            which = np.zeros(len(values), dtype=np.int64)
+            patterns = [mask[0]]
+        else:
+            index: dict[bytes, int] = {}
+            which = np.array([index.setdefault(m.tobytes(), len(index)) for m in mask])
+            patterns = [mask[np.flatnonzero(which == p)[0]] for p in range(len(index))]
+        events = [None] * len(values)  # row -> event bytes, or None: write slowly
+        pack = _DOUBLE.pack
+        for p, pattern in enumerate(patterns):
+            rows = np.flatnonzero(which == p)
+            selected = [t for t, m in zip(tag_tuple, pattern) if m]
+            if not selected:
+                for r in rows:
+                    events[r] = b""
+                continue
+            template = self._template(tag_tuple, pattern, selected)
+            if template is None:  # a tag's first sight: with its metadata
+                continue
+            body, at = template
+            buf = np.repeat(body[None, :], len(rows), axis=0)
+            floats = values[np.ix_(rows, np.flatnonzero(pattern))].astype("<f4")
+            buf[:, at] = floats.view(np.uint8)
+            head = b"\x2a" + _varint(buf.shape[1])  # the event's summary field
+            for k, r in enumerate(rows.tolist()):
+                events[r] = (
+                    b"\x09"
+                    + pack(float(walls[r]))
+                    + b"\x10"
+                    + _varint(int(steps[r]) & 0xFFFFFFFFFFFFFFFF)
+                    + head
+                    + buf[k].tobytes()
+                )
+        for r, event in enumerate(events):
+            if event is None:
+                row = values[r]
+                self.scalars(
+                    int(steps[r]),
+                    float(walls[r]),
+                    [(t, v) for t, v in zip(tag_tuple, row.tolist()) if v == v],
+                )
+            elif event:
+                self._write_event(event)
+
+    def _template(self, tag_tuple, pattern, selected):
+        """(uint8 Summary bytes with zeroed floats, byte index of each float
+        byte) for these tags, once all of them have been seen."""
+        key = (tag_tuple, pattern.tobytes())
+        t = self._array_cache.get(key)
+        if t is None:
+            if not all(tag in self._seen for tag in selected):
+                return None
+            parts, at, pos = [], [], 0
+            for tag in selected:
+                prefix = self._scalar_prefix(tag)[1]
+                parts.append(prefix + b"\0\0\0\0")
+                pos += len(prefix)
+                at.extend(range(pos, pos + 4))
+                pos += 4
+            t = (np.frombuffer(b"".join(parts), dtype=np.uint8), np.array(at))
+            self._array_cache[key] = t
+        return t
 
     # -- rare records ----------------------------------------------------------
     def _meta(self, tag, factory):
@@ -206,15 +264,17 @@ class _Run:
         self._writer.flush()
 
     def _write_summary_bytes(self, step: int, wall: float, summary: bytes) -> None:
-        if self._writer is None:
-            self._open()
-        event = (
+        self._write_event(
             b"\x09"
-            + struct.pack("<d", wall)
+            + _DOUBLE.pack(wall)
             + b"\x10"
             + _varint(int(step) & 0xFFFFFFFFFFFFFFFF)
             + _field(5, summary)
         )
+
+    def _write_event(self, event: bytes) -> None:
+        if self._writer is None:
+            self._open()
         self._writer.write(event)
         now = time.monotonic()
         if now - self._last_flush > FLUSH_SECS:
@@ -251,26 +311,40 @@ class TensorBoardSink:
             self._tag_cache[layers] = t
         return t
 
-    def step_stats(self, stats, loss_only: bool = False) -> None:
-        wall = time.time()
-        if loss_only or not stats.layers:
-            self.train.scalars(stats.step, wall, [(tags.BATCH_LOSS, stats.loss)])
-        else:
-            cols = [np.array([stats.loss])]
+    def stats_block(self, block, walls, rows) -> None:
+        """Per-step scalars of `block` (a `records.StatsBlock`) at `rows`:
+        batch_loss, every per-layer tag, the loss scale when there is one."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not rows.size:
+            return
+        cols = [block.loss[rows, None]]
+        tag_tuple = (tags.BATCH_LOSS,)
+        if block.layers and block.values.keys() - {"n_params"}:
+            tag_tuple = self._layer_tags(block.layers)
             for field, _, _ in tags.SCALAR_TAGS:
-                col = getattr(stats, field, None)
-                cols.append(np.full(len(stats.layers), np.nan) if col is None else col)
-            self.train.scalar_array(
-                stats.step, wall, self._layer_tags(stats.layers), np.concatenate(cols)
-            )
-        if stats.loss_scale is not None:
-            self.train.scalars(stats.step, wall, [(tags.LOSS_SCALE, stats.loss_scale)])
+                cols.append(block.field(field)[rows])
+        if block.loss_scale is not None:
+            tag_tuple += (tags.LOSS_SCALE,)
+            cols.append(block.loss_scale[rows, None])
+        self.train.scalar_block(
+            block.steps[rows], np.asarray(walls)[rows], tag_tuple, np.hstack(cols)
+        )
 
-    def step_time(self, t) -> None:
-        items = [(tags.timing_tag(f), float(getattr(t, f))) for f in tags.TIMING_FIELDS]
-        if t.peak_memory_mb is not None:
-            items.append((tags.timing_tag("peak_memory_mb"), t.peak_memory_mb))
-        self.train.scalars(t.step, time.time(), items)
+    def times_block(self, times, walls) -> None:
+        """`timing/*` scalars of `StepTime`s (wall times `walls`), one event
+        per step."""
+        if not times:
+            return
+        fields = tags.TIMING_FIELDS + ("peak_memory_mb",)
+        values = np.array(
+            [[getattr(t, f) for f in fields] for t in times], dtype=np.float64
+        )  # None (no peak memory) -> NaN: not written
+        self.train.scalar_block(
+            [t.step for t in times],
+            walls,
+            tuple(tags.timing_tag(f) for f in fields),
+            values,
+        )
 
     def histograms(self, step: int, tag_list, packed: np.ndarray) -> None:
         """`packed`: [n, 2 + bins] rows of `probes.stats.histogram`, one per tag."""
@@ -364,6 +438,6 @@ def encode_png(rgb: np.ndarray) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IDAT", zlib.compress(raw, 1))
         + chunk(b"IEND", b"")
     )
