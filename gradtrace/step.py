@@ -59,12 +59,18 @@ def _none_for_optionals(data):
     )
 
 
+# Compiled steps kept per model, one per Config (fits that alternate a few
+# configs on one model do not trace again).
+MAX_CACHED_STEPS = 4
+
+
 def cached_step(model, config) -> TrainStep:
     """The model's TrainStep for this config, built once and reused.
 
     Like Keras' `model.train_function`, the compiled step lives as long as
     the model and its compiled state: a new `compile()` (new optimizer, loss
-    or metrics objects) or another config builds a new one.
+    or metrics objects) builds a new one; the last `MAX_CACHED_STEPS`
+    configs each keep theirs.
     """
     key = (
         config,
@@ -74,12 +80,19 @@ def cached_step(model, config) -> TrainStep:
         model.run_eagerly,
         model.jit_compile,
     )
-    cached = model.__dict__.get("_gradtrace_step")
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    step = TrainStep(model, config)
-    # Bypass Keras' attribute tracking: this is a cache, not model state.
-    object.__setattr__(model, "_gradtrace_step", (key, step))
+    cache = model.__dict__.get("_gradtrace_steps")
+    if cache is None:
+        cache = {}
+        # Bypass Keras' attribute tracking: this is a cache, not model state.
+        object.__setattr__(model, "_gradtrace_steps", cache)
+    step = cache.get(key)
+    if step is None:
+        # Steps of a previous compile() can never be used again.
+        for k in [k for k in cache if k[1:] != key[1:]]:
+            del cache[k]
+        while len(cache) >= MAX_CACHED_STEPS:  # the oldest config goes
+            del cache[next(iter(cache))]
+        step = cache[key] = TrainStep(model, config)
     return step
 
 
@@ -333,7 +346,7 @@ class TrainStep:
                 # this step at once instead of with its block.
                 out["bad"] = self._bad
             if heavy:
-                out["hists"] = self._hists(probe_grads, acts, order, self._bad)
+                out["hists"] = self._heavy_hists
         return out
 
     def _stats(self, grads, before, acts, y_pred, loss, heavy, deltas=None):
@@ -359,7 +372,7 @@ class TrainStep:
         # segment sum: family 0 gradients, 1 weights, 2 updates.
         sq, seg = [], []
         present = np.zeros((3, n), dtype=bool)
-        heavy_vals, heavy_seg, heavy_size = [], [], np.zeros(n)
+        heavy_vals, heavy_var, heavy_seg, heavy_size = [], [], [], np.zeros(n)
         act_rows, dead, act_present = [], [], np.zeros(n, dtype=bool)
         layer_grads, layer_acts = [], []
         unit_sums: dict[int, tf.Tensor] = {}  # row -> per-unit sums (distributed)
@@ -380,6 +393,7 @@ class TrainStep:
                 present[0, r] = True
                 if heavy:
                     heavy_vals.append(st._f32(grads[i]))
+                    heavy_var.append(i)
                     heavy_seg.append(r)
                     heavy_size[r] += int(np.prod(tw[i].shape))
             if (cfg.weights or cfg.updates) and idx:
@@ -431,6 +445,7 @@ class TrainStep:
                 infos[last] = dataclasses.replace(infos[last], is_output=True)
         self.layer_infos = tuple(infos)
         self._bad = None
+        self._heavy_hists = tf.zeros([0, HIST_BINS + 2])
         if not n:
             return tf.zeros([0, len(LAYER_FIELDS)]), order
 
@@ -465,17 +480,15 @@ class TrainStep:
 
         grad_nonfinite, act_nonfinite = tf.cond(bad, counts, zeros)
 
+        if heavy:
+            self._heavy_hists, grad_range = self._hists(grads, acts, order, bad)
         if heavy and heavy_vals:
             seg_h = tf.constant(heavy_seg, tf.int32)
             flat = [tf.reshape(v, [-1]) for v in heavy_vals]
-            # max |g| from the min and max (two plain reductions; no |g| copy)
+            # max |g| from the min and max the histograms took (no |g| copy)
+            lows, highs = zip(*(grad_range[i] for i in heavy_var))
             max_abs = tf.math.unsorted_segment_max(
-                tf.maximum(
-                    -tf.stack([tf.reduce_min(v) for v in flat]),
-                    tf.stack([tf.reduce_max(v) for v in flat]),
-                ),
-                seg_h,
-                n,
+                tf.maximum(-tf.stack(lows), tf.stack(highs)), seg_h, n
             )
             nonzero = tf.math.unsorted_segment_sum(
                 tf.cond(
@@ -555,22 +568,26 @@ class TrainStep:
         return reduced[0], reduced[1], dead, reduced[2]
 
     def _hists(self, grads, acts, order, bad):
-        """All histograms of a heavy step as one [n, 2 + bins] tensor.
+        """All histograms of a heavy step as one [n, 2 + bins] tensor, and
+        the (min, max) of each gradient, by variable index.
 
-        Row k belongs to `self.hist_tags[k]` (set when traced). One `tf.cond`
-        for all of them: when every tensor is finite (the step's norms say
-        so), each histogram is 3 passes (min, max, count); otherwise the
-        NaN/Inf-proof version runs.
+        Row k belongs to `self.hist_tags[k]` (set when traced). Every
+        tensor's min and max are taken once, outside the `tf.cond`: they are
+        the range of its histogram when every tensor is finite (the step's
+        norms say so; then each histogram is one more pass over a sample),
+        and give the gradients' max |g|. Otherwise the NaN/Inf-proof version
+        runs.
         """
         cfg = self.config
         tw = self.model.trainable_weights
-        tags_, tensors = [], []
+        tags_, tensors, grad_rows = [], [], {}
         for k in order:
             unit = self.units[k]
             for i in self._var_idx[k]:
                 vname = tw[i].name
                 if cfg.gradients and grads[i] is not None:
                     tags_.append(tags.layer_tag("gradients", unit.name, vname))
+                    grad_rows[i] = len(tensors)
                     tensors.append(grads[i])
                 if cfg.weights:
                     tags_.append(tags.layer_tag("weights", unit.name, vname))
@@ -581,14 +598,18 @@ class TrainStep:
                 tensors.append(t)
         self.hist_tags = tuple(tags_)
         if not tensors:
-            return tf.zeros([0, HIST_BINS + 2])
+            return tf.zeros([0, HIST_BINS + 2]), {}
+        ranges = [st.value_range(t) for t in tensors]
 
         def build(finite):
             return tf.stack(
                 [
-                    st.histogram(t, HIST_BINS, xla=self.xla, finite=finite)
-                    for t in tensors
+                    st.histogram(
+                        t, HIST_BINS, xla=self.xla, finite=finite, known_range=r
+                    )
+                    for t, r in zip(tensors, ranges)
                 ]
             )
 
-        return tf.cond(bad, lambda: build(False), lambda: build(True))
+        hists = tf.cond(bad, lambda: build(False), lambda: build(True))
+        return hists, {i: ranges[row] for i, row in grad_rows.items()}

@@ -450,17 +450,21 @@ class _Run:
         block = self._block(rows) if rows else None
         self.diagnoser.observe(block, timed=timed)
         if self.tb is not None:
+            every = self.config.write_every
+            times = [(t, w) for t, w in times if t.step % every == 0]
+            t_steps, t_walls = [t for t, _ in times], [w for _, w in times]
             if block is not None:
-                walls = [r[6] for r in rows]
-                every = self.config.write_every
+                # A step's statistics and its timing go out as one event.
                 self.tb.stats_block(
-                    block, walls, np.flatnonzero(block.steps % every == 0)
+                    block,
+                    [r[6] for r in rows],
+                    np.flatnonzero(block.steps % every == 0),
+                    t_steps,
+                    t_walls,
                 )
                 self._histograms(block, rows)
-            if times:
-                every = self.config.write_every
-                times = [(t, w) for t, w in times if t.step % every == 0]
-                self.tb.times_block([t for t, _ in times], [w for _, w in times])
+            else:
+                self.tb.times_block(t_steps, t_walls)
         if self.diagnoser.stop_requested and self.config.stop_on_non_finite:
             self.model.stop_training = True
 

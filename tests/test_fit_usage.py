@@ -225,6 +225,21 @@ def test_second_fit_reuses_the_compiled_step(xy):
     assert h.step_times[0].step == 8  # global optimizer step goes on
 
 
+def test_fits_that_alternate_configs_reuse_their_steps_and_compile_resets(xy):
+    x, y = xy
+    m = mlp()
+    a, b = quiet(), quiet(histograms=False)
+    for cfg in (a, b):
+        gradtrace.fit(m, x, y, batch_size=32, epochs=1, verbose=0, config=cfg)
+    for cfg in (a, b):
+        h = gradtrace.fit(m, x, y, batch_size=32, epochs=1, verbose=0, config=cfg)
+        assert not any(t.retraced for t in h.step_times), cfg
+    m.compile("sgd", "sparse_categorical_crossentropy")  # new optimizer and loss
+    h = gradtrace.fit(m, x, y, batch_size=32, epochs=1, verbose=0, config=a)
+    assert h.step_times[0].retraced  # a new step for the new compile
+    assert len(m._gradtrace_steps) == 1  # the old compile's steps are gone
+
+
 def test_run_eagerly_model(tmp_path, xy):
     x, y = xy
     ref = mlp()

@@ -61,3 +61,34 @@ def test_scalar_block_of_nothing_measured_writes_nothing(tmp_path):
     sink.train.scalar_block([], [], ("a",), np.zeros((0, 1)))
     sink.close()
     assert _events(tmp_path / "train") == []
+
+
+def test_a_steps_statistics_and_timing_go_out_as_one_event(tmp_path):
+    from gradtrace.records import StatsBlock, StepStats, StepTime
+
+    recs = [
+        StepStats(s, 0, 0.5 + s, ("d",), {"grad_norm": np.array([1.0 * s])})
+        for s in (4, 5, 6)
+    ]
+    block = StatsBlock.of(recs)
+    times = [StepTime(s, 0, 9.0 + s, 1.0, 7.0, 1.0 + s, False) for s in (3, 4, 5)]
+    sink = TensorBoardSink(str(tmp_path))
+    # step 3's timing (its statistics went out earlier) gets an event of its
+    # own; step 6's timing comes with the next block.
+    sink.stats_block(block, [1.0, 2.0, 3.0], [0, 1, 2], times, [0.5, 1.5, 2.5])
+    sink.close()
+    events = _events(tmp_path / "train")
+    by_step = {}
+    for e in events:
+        by_step.setdefault(e.step, []).append({v.tag for v in e.summary.value})
+    assert by_step[3] == [
+        {
+            f"timing/{f}"
+            for f in ("total_ms", "data_ms", "compute_ms", "host_ms", "retraced")
+        }
+    ]
+    for s in (4, 5):
+        (tags,) = by_step[s]
+        assert {"batch_loss", "gradients/d/norm", "timing/total_ms"} <= tags
+    (tags,) = by_step[6]
+    assert "batch_loss" in tags and not any(t.startswith("timing/") for t in tags)

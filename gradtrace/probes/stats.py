@@ -202,7 +202,17 @@ def act_stats(t, kind: str, heavy: bool, reduce_unit_sum=None) -> tf.Tensor:
     return act_finish(*act_sums(t, kind, heavy, reduce_unit_sum))
 
 
-def histogram(t, bins: int = 30, xla: bool = False, finite: bool = False) -> tf.Tensor:
+def value_range(t):
+    """(min, max) of all entries as float32 scalars (0, 0 for an empty tensor)."""
+    x = tf.reshape(_f32(t), [-1])
+    if x.shape.num_elements() == 0:
+        return tf.constant(0.0), tf.constant(0.0)
+    return tf.reduce_min(x), tf.reduce_max(x)
+
+
+def histogram(
+    t, bins: int = 30, xla: bool = False, finite: bool = False, known_range=None
+) -> tf.Tensor:
     """Histogram of the finite entries as a float32 vector [lo, hi, counts...].
 
     `bins` equal-width buckets between the finite minimum `lo` and maximum
@@ -215,13 +225,13 @@ def histogram(t, bins: int = 30, xla: bool = False, finite: bool = False) -> tf.
     `finite=True` promises every entry is finite (the caller knows it from
     the step's norms): the range from two passes, the bucket counts from a
     sample of large tensors (`HIST_SAMPLE`, scaled up to the tensor's size);
-    otherwise about ten passes over everything.
+    otherwise about ten passes over everything. `known_range`: the
+    `value_range(t)` the caller already has (used when `finite`).
     """
     t = _f32(t)
     x = tf.reshape(t, [-1])
     if finite:
-        lo = tf.reduce_min(x) if x.shape.num_elements() != 0 else tf.constant(0.0)
-        hi = tf.reduce_max(x) if x.shape.num_elements() != 0 else tf.constant(0.0)
+        lo, hi = value_range(t) if known_range is None else known_range
         has = tf.size(x) > 0
         flat = ~has | (hi <= lo)
         lo = tf.where(has, lo, 0.0) - tf.where(flat, 0.5, 0.0)

@@ -311,12 +311,14 @@ class TensorBoardSink:
             self._tag_cache[layers] = t
         return t
 
-    def stats_block(self, block, walls, rows) -> None:
+    def stats_block(self, block, walls, rows, times=(), time_walls=()) -> None:
         """Per-step scalars of `block` (a `records.StatsBlock`) at `rows`:
-        batch_loss, every per-layer tag, the loss scale when there is one."""
+        batch_loss, every per-layer tag, the loss scale when there is one,
+        and the `timing/*` tags of the `StepTime`s in `times` of the same
+        steps, in one event per step (`times` of other steps: events of
+        their own, with wall times `time_walls`)."""
         rows = np.asarray(rows, dtype=np.int64)
-        if not rows.size:
-            return
+        steps = block.steps[rows]
         cols = [block.loss[rows, None]]
         tag_tuple = (tags.BATCH_LOSS,)
         if block.layers and block.values.keys() - {"n_params"}:
@@ -326,24 +328,35 @@ class TensorBoardSink:
         if block.loss_scale is not None:
             tag_tuple += (tags.LOSS_SCALE,)
             cols.append(block.loss_scale[rows, None])
-        self.train.scalar_block(
-            block.steps[rows], np.asarray(walls)[rows], tag_tuple, np.hstack(cols)
-        )
+        at = {int(s): k for k, s in enumerate(steps.tolist())}
+        timing = np.full((len(rows), len(_TIME_FIELDS)), np.nan)
+        alone, alone_walls = [], []
+        for t, wall in zip(times, time_walls):
+            k = at.get(t.step)
+            if k is None:
+                alone.append(t)
+                alone_walls.append(wall)
+            else:
+                timing[k] = _time_row(t)
+        if times and len(alone) < len(times):
+            tag_tuple += _TIME_TAGS
+            cols.append(timing)
+        if rows.size:
+            self.train.scalar_block(
+                steps, np.asarray(walls)[rows], tag_tuple, np.hstack(cols)
+            )
+        self.times_block(alone, alone_walls)
 
     def times_block(self, times, walls) -> None:
         """`timing/*` scalars of `StepTime`s (wall times `walls`), one event
         per step."""
         if not times:
             return
-        fields = tags.TIMING_FIELDS + ("peak_memory_mb",)
-        values = np.array(
-            [[getattr(t, f) for f in fields] for t in times], dtype=np.float64
-        )  # None (no peak memory) -> NaN: not written
         self.train.scalar_block(
             [t.step for t in times],
             walls,
-            tuple(tags.timing_tag(f) for f in fields),
-            values,
+            _TIME_TAGS,
+            np.array([_time_row(t) for t in times], dtype=np.float64),
         )
 
     def histograms(self, step: int, tag_list, packed: np.ndarray) -> None:
@@ -384,6 +397,15 @@ class TensorBoardSink:
     def close(self) -> None:
         self.train.close()
         self.validation.close()
+
+
+_TIME_FIELDS = tags.TIMING_FIELDS + ("peak_memory_mb",)
+_TIME_TAGS = tuple(tags.timing_tag(f) for f in _TIME_FIELDS)
+
+
+def _time_row(t) -> list:
+    # None (no peak memory off a GPU) becomes NaN: not written.
+    return [getattr(t, f) for f in _TIME_FIELDS]
 
 
 def histogram_buckets(packed) -> np.ndarray:
