@@ -234,7 +234,7 @@ def main(argv=None):
             if v in ("gt_default", "gt_all"):
                 # through a heavy step (every 100th optimizer step; the model's
                 # step count goes on across variants), compiled here too
-                n = max(n, -int(model.optimizer.iterations) % 100 + 1)
+                n = max(n, -int(np.asarray(model.optimizer.iterations)) % 100 + 1)
             variants[v](models[v], x[: bs * n], y[: bs * n], bs, _Clock())
         per = {v: [] for v in names}
         for r in range(a.rounds):
