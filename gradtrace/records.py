@@ -250,7 +250,8 @@ class StepTime:
             the next step's.
         data_ms: blocked in the input pipeline (the iterator's ``next``).
         compute_ms: the compiled step, until the device finished it.
-        host_ms: the rest: callbacks, progress bar, logging, gradtrace.
+        host_ms: the rest: callbacks, progress bar, gradtrace's per-step
+            bookkeeping (its block-wise judging and writing runs between steps).
         retraced: this step traced (or compiled) the step function again.
         retrace_reason: what changed, when `retraced`.
         peak_memory_mb: peak device memory during the step (GPU only, where

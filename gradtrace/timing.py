@@ -10,9 +10,10 @@ Host code. The fit loop reads one `StepClock` around each step:
 
 so that ``data_ms = data_ready - fetch`` (blocked in the input pipeline
 only), ``compute_ms = compute_done - data_ready`` and ``host_ms`` is the rest
-of ``total_ms = finish - start`` (callbacks, progress bar, summaries,
-gradtrace's own bookkeeping). The creation of an epoch's iterator, validation
-and ``on_epoch_*`` callbacks fall between steps and are in no step.
+of ``total_ms = finish - start`` (callbacks, progress bar, gradtrace's
+per-step bookkeeping). The creation of an epoch's iterator, validation,
+``on_epoch_*`` callbacks and gradtrace's judging and writing of a block of
+steps fall between steps and are in no step.
 
 Device synchronisation: on CPU a `tf.function` call returns when its work is
 done (and the step's outputs are fetched with ``.numpy()`` before
