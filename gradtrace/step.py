@@ -368,8 +368,8 @@ class TrainStep:
         outputs = [t for t in tree.flatten(y_pred) if isinstance(t, tf.Tensor)]
         n = len(order)
         infos = []
-        # Per-variable sums of squares, added up per (family, layer) by one
-        # segment sum: family 0 gradients, 1 weights, 2 updates.
+        # Tensors whose L2 norms are taken per (family, layer) group in one
+        # `group_norms`: group r gradients, n + r weights, 2n + r updates.
         sq, seg = [], []
         present = np.zeros((3, n), dtype=bool)
         heavy_vals, heavy_var, heavy_seg, heavy_size = [], [], [], np.zeros(n)
@@ -388,7 +388,7 @@ class TrainStep:
                 ]
             g = [grads[i] for i in with_grad] if cfg.gradients else []
             for i in with_grad if cfg.gradients else ():
-                sq.append(tf.nn.l2_loss(st._f32(grads[i])))
+                sq.append(grads[i])
                 seg.append(r)
                 present[0, r] = True
                 if heavy:
@@ -399,7 +399,7 @@ class TrainStep:
             if (cfg.weights or cfg.updates) and idx:
                 present[1, r] = True
                 for i in idx:
-                    sq.append(tf.nn.l2_loss(st._f32(tw[i].value)))
+                    sq.append(tw[i].value)
                     seg.append(n + r)
             if idx and (before is not None or deltas is not None):
                 present[2, r] = True
@@ -410,7 +410,7 @@ class TrainStep:
                         d = deltas[i]
                     else:
                         continue  # not applied this step: adds 0
-                    sq.append(tf.nn.l2_loss(d))
+                    sq.append(d)
                     seg.append(2 * n + r)
             t = acts.get(id(unit))
             kind = layers_mod.activation_kind(unit)
@@ -449,20 +449,16 @@ class TrainStep:
         if not n:
             return tf.zeros([0, len(LAYER_FIELDS)]), order
 
-        if sq:
-            sums_sq = tf.math.unsorted_segment_sum(
-                tf.stack(sq), tf.constant(seg, tf.int32), 3 * n
-            )
-        else:
-            sums_sq = tf.zeros([3 * n])
-        norms = tf.where(tf.constant(present.reshape(-1)), tf.sqrt(2.0 * sums_sq), nan)
-        grad_norm, weight_norm, update_norm = tf.unstack(tf.reshape(norms, [3, n]))
+        norms = st.group_norms(sq, seg, 3 * n)
+        grad_norm, weight_norm, update_norm = tf.unstack(
+            tf.reshape(tf.where(tf.constant(present.reshape(-1)), norms, nan), [3, n])
+        )
         act_sums = tf.stack(act_rows)  # [n, 5]
         dead = tf.stack(dead)  # [n]
 
         # Exact non-finite counts only when a norm, a sum or the loss already
         # shows a NaN/Inf (each propagates one), on any step: one tf.cond.
-        checks = [tf.reshape(tf.cast(loss, tf.float32), [1]), sums_sq]
+        checks = [tf.reshape(tf.cast(loss, tf.float32), [1]), norms]
         if act_present.any():  # the sum and the sum of squares of each output
             rows = tf.constant(np.flatnonzero(act_present), tf.int32)
             checks.append(tf.reshape(tf.gather(act_sums, rows)[:, :2], [-1]))

@@ -1,9 +1,10 @@
 """Per-layer statistics, reduced in-graph to a handful of scalars.
 
-Each function takes tensors of one layer and returns a float32 vector whose
-columns follow `gradtrace.records` (GRAD_FIELDS, ACT_FIELDS). NaN marks a
-statistic that does not apply or is not measured at this tier. Works eagerly,
-inside `tf.function` and under XLA (static shapes only).
+Tensor code only (the step assembles the columns of `gradtrace.records`):
+norms of groups of tensors, sums over a layer output, value ranges, zero and
+non-finite counts, histograms. NaN marks a statistic that does not apply or
+is not measured at this tier. Works eagerly, inside `tf.function` and under
+XLA (static shapes only).
 
 Two tiers, chosen for cost (every pass over a large tensor counts on a 3 ms
 step; measured here: `tf.nn.l2_loss` reads a 200k-float kernel in ~25 us where
@@ -43,9 +44,16 @@ def sumsq(tensors) -> tf.Tensor:
     return 2.0 * tf.add_n([tf.nn.l2_loss(_f32(t)) for t in tensors])
 
 
-def norm(tensors) -> tf.Tensor:
-    """L2 norm over a list of tensors, as one scalar."""
-    return tf.sqrt(sumsq(tensors))
+def group_norms(tensors, groups, n: int) -> tf.Tensor:
+    """[n] L2 norms: entry g over the tensors whose `groups` entry is g
+    (0 for a group without tensors). One fused pass per tensor
+    (`tf.nn.l2_loss`) and one segment sum for all groups."""
+    if not tensors:
+        return tf.zeros([n])
+    sq = tf.stack([tf.nn.l2_loss(_f32(t)) for t in tensors])
+    return tf.sqrt(
+        2.0 * tf.math.unsorted_segment_sum(sq, tf.constant(groups, tf.int32), n)
+    )
 
 
 def count_nonfinite(tensors) -> tf.Tensor:
@@ -55,32 +63,6 @@ def count_nonfinite(tensors) -> tf.Tensor:
             for t in tensors
         ]
     )
-
-
-def grad_stats(grads, n: int, heavy: bool) -> tf.Tensor:
-    """[norm, max_abs, zero_frac, nonfinite] over all of a layer's gradients.
-
-    Args:
-        grads: non-empty list of gradient tensors (no None).
-        n: total number of elements of the layer's variables.
-        heavy: also compute max_abs and zero_frac (else NaN).
-
-    `nonfinite` is NaN here; `step` fills it (see `nonfinite_counts`).
-    """
-    nan = tf.constant(_NAN)
-    g_norm = norm(grads)
-    if not heavy:
-        return tf.stack([g_norm, nan, nan, nan])
-    vals = [_f32(g) for g in grads]
-    max_abs = tf.reduce_max(tf.stack([tf.reduce_max(tf.abs(v)) for v in vals]))
-    nonzero = tf.add_n([tf.cast(tf.math.count_nonzero(v), tf.float32) for v in vals])
-    zero_frac = 1.0 - nonzero / float(n) if n else nan
-    return tf.stack([g_norm, max_abs, zero_frac, nan])
-
-
-def update_norm(before, after) -> tf.Tensor:
-    """||after - before|| over a layer's variables."""
-    return norm([_f32(a) - _f32(b) for a, b in zip(after, before)])
 
 
 # Light steps read the whole output of a layer whose examples hold at most
