@@ -7,9 +7,10 @@ records, so both apply exactly the same rules:
   detector (`STATS_DETECTORS`) judges it;
 - `observe_time(StepTime)` once per step: the timing detectors
   (`gradtrace.detectors.timing.TimingDetector`);
-- or `observe(StatsBlock, [StepTime, ...])` for consecutive steps at once
-  (the fit loop: up to `training.BLOCK_STEPS` steps), which files the same
-  detections in the same order as the two calls above, step by step;
+- or, as the fit loop does, `judge_time(StepTime)` every step and
+  `observe(StatsBlock, timed)` for up to `training.BLOCK_STEPS` consecutive
+  steps at once, which files the same detections in the same order as the
+  two calls above, step by step;
 - `finish()` once at the end, for run-level rules.
 
 Each `Detection` goes to the `FindingBook`, which keeps one finding per
@@ -87,14 +88,14 @@ class Diagnoser:
         files their detections with the step's block (`observe`)."""
         return self.timing.observe(t)
 
-    def observe(self, block: StatsBlock | None, times=(), timed=()) -> None:
+    def observe(self, block: StatsBlock | None, timed=()) -> None:
         """Consecutive steps at once: what the fit loop calls.
 
         Files exactly the detections that `observe_stats` on every row of
-        `block` and then `observe_time` on every `StepTime` of `times` would
-        (plus `timed`: detections `judge_time` already made), in step order
+        `block` and `observe_time` on each of its steps would, in step order
         (a step's statistics before its timing, detectors in
-        `STATS_DETECTORS` order within a step).
+        `STATS_DETECTORS` order within a step). `timed`: the detections
+        `judge_time` made for these steps.
         """
         found = []  # (step, group, seq, detection)
         if block is not None and len(block):
@@ -102,9 +103,6 @@ class Diagnoser:
                 for d in detector.observe_block(block):
                     found.append((d.step, rank, len(found), d))
         group = len(self.detectors)
-        for t in times:
-            for d in self.timing.observe(t):
-                found.append((d.step, group, len(found), d))
         for d in timed:
             found.append((d.step, group, len(found), d))
         found.sort(key=lambda e: e[:3])

@@ -93,23 +93,17 @@ class StepStats:
             return values[name]
         raise AttributeError(name)
 
-    def _per_param(self, col: np.ndarray) -> np.ndarray:
-        n = self.values["n_params"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(n > 0, col / np.sqrt(n), np.nan)
-
     @functools.cached_property
     def grad_rms(self) -> np.ndarray:
-        return self._per_param(self.grad_norm)
+        return _per_param(self.grad_norm, self.values["n_params"])
 
     @functools.cached_property
     def weight_rms(self) -> np.ndarray:
-        return self._per_param(self.weight_norm)
+        return _per_param(self.weight_norm, self.values["n_params"])
 
     @functools.cached_property
     def update_ratio(self) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return self.update_norm / (self.weight_norm + 1e-12)
+        return _update_ratio(self.update_norm, self.weight_norm)
 
 
 class StatsBlock:
@@ -218,25 +212,30 @@ class StatsBlock:
             loss_scale=scale,
         )
 
-    def _per_param(self, col: np.ndarray) -> np.ndarray:
-        n = self.values.get("n_params")
-        if n is None:
-            return np.full(col.shape, np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(n > 0, col / np.sqrt(n), np.nan)
-
     @functools.cached_property
     def grad_rms(self) -> np.ndarray:
-        return self._per_param(self.column("grad_norm"))
+        return _per_param(self.column("grad_norm"), self.values.get("n_params"))
 
     @functools.cached_property
     def weight_rms(self) -> np.ndarray:
-        return self._per_param(self.column("weight_norm"))
+        return _per_param(self.column("weight_norm"), self.values.get("n_params"))
 
     @functools.cached_property
     def update_ratio(self) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return self.column("update_norm") / (self.column("weight_norm") + 1e-12)
+        return _update_ratio(self.column("update_norm"), self.column("weight_norm"))
+
+
+def _per_param(col: np.ndarray, n_params) -> np.ndarray:
+    """``col / sqrt(n_params)`` per layer; NaN where the count is unknown or 0."""
+    if n_params is None:
+        return np.full(col.shape, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n_params > 0, col / np.sqrt(n_params), np.nan)
+
+
+def _update_ratio(update_norm, weight_norm) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return update_norm / (weight_norm + 1e-12)
 
 
 @dataclasses.dataclass(frozen=True)

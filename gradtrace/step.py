@@ -39,7 +39,7 @@ from . import layers as layers_mod
 from . import tags
 from .probes import stats as st
 from .probes.capture import can_capture_updates, capture_outputs, capture_updates
-from .records import GRAD_FIELDS, LAYER_FIELDS, LayerInfo
+from .records import ACT_FIELDS, GRAD_FIELDS, LAYER_FIELDS, LayerInfo
 
 _NAN = float("nan")
 HIST_BINS = 30
@@ -507,24 +507,18 @@ class TrainStep:
             act_sums, act_nonfinite, dead, self._global_loss = self._combine_replicas(
                 act_sums, act_nonfinite, dead, unit_sums, loss
             )
-        acts_cols = tf.unstack(st.act_finish(act_sums, dead), axis=1)
-        acts_cols[-1] = act_nonfinite
-        self._bad = bad
-        return (
-            tf.stack(
-                [
-                    grad_norm,
-                    grad_max_abs,
-                    grad_zero_frac,
-                    grad_nonfinite,
-                    weight_norm,
-                    update_norm,
-                    *acts_cols,
-                ],
-                axis=1,
-            ),
-            order,
+        columns = dict(
+            zip(ACT_FIELDS, tf.unstack(st.act_finish(act_sums, dead), axis=1)),
+            grad_norm=grad_norm,
+            grad_max_abs=grad_max_abs,
+            grad_zero_frac=grad_zero_frac,
+            grad_nonfinite=grad_nonfinite,
+            weight_norm=weight_norm,
+            update_norm=update_norm,
+            act_nonfinite=act_nonfinite,  # act_finish leaves it NaN
         )
+        self._bad = bad
+        return tf.stack([columns[f] for f in LAYER_FIELDS], axis=1), order
 
     def _keep_unit_sum(self, unit_sums, row):
         """Under a strategy: keep a ReLU layer's per-unit sums for the batched

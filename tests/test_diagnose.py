@@ -284,7 +284,8 @@ def test_blocks_file_exactly_what_step_by_step_files(seed):
     i = 0
     while i < len(records):
         k = int(rng.integers(1, 40))
-        diag.observe(StatsBlock.of(records[i : i + k]), times[i : i + k])
+        timed = [d for t in times[i : i + k] for d in diag.judge_time(t)]
+        diag.observe(StatsBlock.of(records[i : i + k]), timed)
         i += k
     diag.finish()
     assert repr(blocks.findings) == repr(one.findings)
