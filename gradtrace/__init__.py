@@ -1,7 +1,8 @@
 """gradtrace: why is my Keras training slow, stuck or broken?
 
-Replace ``model.fit(...)`` with ``gradtrace.fit(model, ..., logdir="runs/a")``;
-then ``tensorboard --logdir runs/a`` and ``gradtrace report runs/a``.
+Replace ``model.fit(...)`` with ``gradtrace.fit(model, ..., logdir="runs/a")``
+(or decorate a hand-written step with ``gradtrace.Tracer(...).step``); then
+``tensorboard --logdir runs/a`` and ``gradtrace report runs/a``.
 
 `fit` and `TraceHistory` import Keras (and so TensorFlow) on first use, so
 ``gradtrace report`` and the record/detector modules start without it.
@@ -10,7 +11,7 @@ then ``tensorboard --logdir runs/a`` and ``gradtrace report runs/a``.
 from .config import Config
 from .findings import Finding
 
-__all__ = ["Config", "Finding", "TraceHistory", "fit"]
+__all__ = ["Config", "Finding", "TraceHistory", "Tracer", "fit"]
 __version__ = "0.1.0"
 
 
@@ -19,6 +20,10 @@ def __getattr__(name):
         from .training import fit
 
         return fit
+    if name == "Tracer":
+        from .tracer import Tracer
+
+        return Tracer
     if name == "TraceHistory":
         from .history import TraceHistory
 
@@ -27,4 +32,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(list(globals()) + ["fit", "TraceHistory"])
+    return sorted(list(globals()) + ["fit", "TraceHistory", "Tracer"])

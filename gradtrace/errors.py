@@ -101,15 +101,6 @@ def check_fit_args(
             f"uncompiled model {model.name!r}. Call "
             "`model.compile(optimizer=..., loss=...)` first, as for model.fit."
         )
-    if type(model).train_step is not keras.Model.train_step:
-        raise ValueError(
-            f"Model class {type(model).__name__} overrides `train_step`; gradtrace.fit "
-            "runs its own probed training step and would silently bypass your "
-            "custom step. Received: a model whose train_step is "
-            f"{type(model).__qualname__}.train_step. Move the custom logic into "
-            "`call` / `compute_loss` / `compute_metrics` (gradtrace calls those), "
-            "or keep using model.fit for this model."
-        )
     if not isinstance(config, Config):
         raise TypeError(
             "`config` must be a gradtrace.Config or None. Received: "

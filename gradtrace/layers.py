@@ -76,12 +76,18 @@ def activation_kind(layer) -> str:
     return "other"
 
 
-def layer_info(layer, *, n_units: int, is_output: bool) -> LayerInfo:
+def layer_info(
+    layer, *, n_units: int, is_output: bool, name=None, variables=None
+) -> LayerInfo:
+    """`LayerInfo` of a probed layer; `name` (default `layer.name`) is its
+    unique row name, `variables` (default its trainable weights) what its
+    statistics cover."""
+    variables = layer.trainable_weights if variables is None else variables
     return LayerInfo(
-        name=layer.name,
+        name=layer.name if name is None else name,
         class_name=type(layer).__name__,
         activation=activation_kind(layer),
-        n_params=int(sum(_size(v) for v in layer.trainable_weights)),
+        n_params=int(sum(_size(v) for v in variables)),
         n_units=n_units,
         is_output=is_output,
     )

@@ -1,10 +1,14 @@
 """Every TensorBoard tag gradtrace writes, in one place (format version 1).
 
 Tag grammar (all in ``LOGDIR/train`` unless said otherwise; ``<layer>`` is
-``layer.name``, ``<var>`` the last component of ``variable.path``):
+``layer.name``, or ``<model>/<layer>`` when layers of two models called in
+one step share a name, or a trained variable's ``path`` when no layer owns
+it; ``<var>`` the last component of ``variable.path``):
 
     epoch_<name>                        Keras' own epoch tags (train/ and validation/)
-    batch_loss                          the step's total loss (as Keras' update_freq="batch")
+    batch_loss                          the step's total loss (as Keras' update_freq="batch");
+                                        a custom step: the series the loss rules judge
+    batch_<key>                         a custom train_step / Tracer step: each scalar it returns
     gradients/<layer>/norm|rms|max_abs|zero_frac|nonfinite
     gradients/<layer>/<var>             histogram (heavy steps)
     gradients/heatmap                   image: layer x step log10 gradient RMS (last 256 steps;
@@ -57,6 +61,10 @@ SCALAR_TAGS = (
 TIMING_FIELDS = ("total_ms", "data_ms", "compute_ms", "host_ms", "retraced")
 
 
+def batch_tag(name: str) -> str:
+    return f"batch_{name}"
+
+
 def epoch_tag(name: str) -> str:
     return f"epoch_{name}"
 
@@ -72,14 +80,15 @@ def timing_tag(field: str) -> str:
 def parse_layer_tag(tag: str) -> tuple[str, str, str] | None:
     """Inverse of `layer_tag` for scalar tags: (family, layer, stat) or None.
 
-    Layer names never contain '/', so the middle component is the layer.
+    The first component is the family, the last the statistic, and what is
+    between them the layer (which may hold '/': ``<model>/<layer>``).
     """
     parts = tag.split("/")
-    if len(parts) != 3 or parts[0] not in (
+    if len(parts) < 3 or parts[0] not in (
         "gradients",
         "weights",
         "updates",
         "activations",
     ):
         return None
-    return parts[0], parts[1], parts[2]
+    return parts[0], "/".join(parts[1:-1]), parts[-1]

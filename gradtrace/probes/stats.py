@@ -122,28 +122,16 @@ def act_sums(t, kind: str, heavy: bool, keep_unit_sum=None):
     count = tf.cast(tf.size(xs), tf.float32)
     units = x.shape[-1] if x.shape.rank and x.shape.rank >= 2 else None
     if kind == "relu" and units:
-        per = x.shape[1:].num_elements()
-
-        def unit_sum(v):
-            if per is not None and per > units:
-                # Over the batch first, along rows of a whole example (a wide,
-                # fast column reduction), then over the positions.
-                v = tf.reduce_sum(tf.reshape(v, [-1, per]), axis=0)
-            return tf.reduce_sum(tf.reshape(v, [-1, units]), axis=0)
-
-        def dead_share(u):
-            return tf.reduce_mean(tf.cast(tf.equal(u, 0.0), tf.float32))
-
-        sampled = unit_sum(xs)
+        sampled = _unit_sum(xs)
         total = tf.reduce_sum(sampled)
         if keep_unit_sum is not None:
-            dead = dead_share(keep_unit_sum(sampled if xs is x else unit_sum(x)))
+            dead = _dead_share(keep_unit_sum(sampled if xs is x else _unit_sum(x)))
         elif xs is x:
-            dead = dead_share(sampled)
+            dead = _dead_share(sampled)
         else:
             dead = tf.cond(
                 tf.reduce_any(tf.equal(sampled, 0.0)),
-                lambda: dead_share(unit_sum(x)),
+                lambda: _dead_share(_unit_sum(x)),
                 lambda: tf.constant(0.0),
             )
     else:
@@ -158,6 +146,42 @@ def act_sums(t, kind: str, heavy: bool, keep_unit_sum=None):
         sat = nan
     zeros = count - nonzero_count(x) if heavy else nan
     return tf.stack([total, sum_sq, count, zeros, sat]), dead
+
+
+def _unit_sum(v):
+    """Per-unit (last axis) sums over a whole layer output."""
+    units = v.shape[-1]
+    per = v.shape[1:].num_elements()
+    if per is not None and per > units:
+        # Over the batch first, along rows of a whole example (a wide, fast
+        # column reduction), then over the positions.
+        v = tf.reduce_sum(tf.reshape(v, [-1, per]), axis=0)
+    return tf.reduce_sum(tf.reshape(v, [-1, units]), axis=0)
+
+
+def _dead_share(unit_sums):
+    return tf.reduce_mean(tf.cast(tf.equal(unit_sums, 0.0), tf.float32))
+
+
+def act_sums_calls(ts, kind: str, heavy: bool, keep_unit_sum=None):
+    """`act_sums` over the outputs of every call of one layer in a step.
+
+    The sums add up over the calls (moments over all calls together); a ReLU
+    unit is dead only if it output 0 in every call (its per-unit sums over
+    all calls are 0).
+    """
+    if len(ts) == 1:
+        return act_sums(ts[0], kind, heavy, keep_unit_sum)
+    xs = [_f32(t) for t in ts]
+    relu = kind == "relu" and xs[0].shape.rank and xs[0].shape.rank >= 2
+    parts = [act_sums(x, "linear" if relu else kind, heavy)[0] for x in xs]
+    sums = tf.add_n(parts)
+    if not relu:
+        return sums, tf.constant(_NAN)
+    u = tf.add_n([_unit_sum(x) for x in xs])
+    if keep_unit_sum is not None:
+        u = keep_unit_sum(u)
+    return sums, _dead_share(u)
 
 
 def nonzero_count(x) -> tf.Tensor:

@@ -300,10 +300,10 @@ class TensorBoardSink:
         self._tag_cache: dict[tuple, list] = {}
 
     def _layer_tags(self, layers: tuple[str, ...]) -> tuple[str, ...]:
-        """batch_loss, then every per-layer tag, field-major (SCALAR_TAGS order)."""
+        """Every per-layer tag, field-major (SCALAR_TAGS order)."""
         t = self._tag_cache.get(layers)
         if t is None:
-            t = (tags.BATCH_LOSS,) + tuple(
+            t = tuple(
                 tags.layer_tag(family, name, stat)
                 for _, family, stat in tags.SCALAR_TAGS
                 for name in layers
@@ -311,18 +311,34 @@ class TensorBoardSink:
             self._tag_cache[layers] = t
         return t
 
-    def stats_block(self, block, walls, rows, times=(), time_walls=()) -> None:
+    def stats_block(
+        self,
+        block,
+        walls,
+        rows,
+        times=(),
+        time_walls=(),
+        extra=None,
+        with_loss=True,
+    ) -> None:
         """Per-step scalars of `block` (a `records.StatsBlock`) at `rows`:
-        batch_loss, every per-layer tag, the loss scale when there is one,
-        and the `timing/*` tags of the `StepTime`s in `times` of the same
-        steps, in one event per step (`times` of other steps: events of
-        their own, with wall times `time_walls`)."""
+        batch_loss (unless `with_loss` is False), the `extra` scalars
+        (``(tags, [K, len(tags)] values)`` of every step of the block),
+        every per-layer tag, the loss scale when there is one, and the
+        `timing/*` tags of the `StepTime`s in `times` of the same steps, in
+        one event per step (`times` of other steps: events of their own,
+        with wall times `time_walls`)."""
         rows = np.asarray(rows, dtype=np.int64)
         steps = block.steps[rows]
-        cols = [block.loss[rows, None]]
-        tag_tuple = (tags.BATCH_LOSS,)
+        cols, tag_tuple = [], ()
+        if with_loss:
+            cols.append(block.loss[rows, None])
+            tag_tuple = (tags.BATCH_LOSS,)
+        if extra is not None and extra[0]:
+            tag_tuple += tuple(extra[0])
+            cols.append(np.asarray(extra[1], dtype=np.float64)[rows])
         if block.layers and block.values.keys() - {"n_params"}:
-            tag_tuple = self._layer_tags(block.layers)
+            tag_tuple += self._layer_tags(block.layers)
             for field, _, _ in tags.SCALAR_TAGS:
                 cols.append(block.field(field)[rows])
         if block.loss_scale is not None:
@@ -341,7 +357,7 @@ class TensorBoardSink:
         if times and len(alone) < len(times):
             tag_tuple += _TIME_TAGS
             cols.append(timing)
-        if rows.size:
+        if rows.size and cols:
             self.train.scalar_block(
                 steps, np.asarray(walls)[rows], tag_tuple, np.hstack(cols)
             )
