@@ -69,8 +69,9 @@ def generator(depth=0, activation="relu"):
 class GAN(keras.Model):
     """keras-io "DCGAN" shape: own compile, two optimizers, loss trackers."""
 
-    def __init__(self, disc, gen, seed=1337):
+    def __init__(self, disc, gen, latent_dim=LATENT, seed=1337):
         super().__init__()
+        self.latent_dim = latent_dim
         self.discriminator = disc
         self.generator = gen
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -91,7 +92,7 @@ class GAN(keras.Model):
         if isinstance(real_images, tuple):
             real_images = real_images[0]
         batch = ops.shape(real_images)[0]
-        z = keras.random.normal((batch, LATENT), seed=self.seed_generator)
+        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
         fake = self.generator(z)
         combined = ops.concatenate([fake, real_images], axis=0)
         labels = ops.concatenate([ops.ones((batch, 1)), ops.zeros((batch, 1))], axis=0)
@@ -104,7 +105,7 @@ class GAN(keras.Model):
         self.d_optimizer.apply_gradients(
             zip(grads, self.discriminator.trainable_weights)
         )
-        z = keras.random.normal((batch, LATENT), seed=self.seed_generator)
+        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
         with tf.GradientTape() as tape:
             pred = self.discriminator(self.generator(z))
             g_loss = self.loss_fn(ops.zeros((batch, 1)), pred)
@@ -112,7 +113,10 @@ class GAN(keras.Model):
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
-        return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
+        return {
+            "d_loss": self.d_loss_tracker.result(),
+            "g_loss": self.g_loss_tracker.result(),
+        }
 
 
 def gan(seed=0, dead_bias=0.0, depth=0, activation="relu", lr=1e-3):
@@ -176,7 +180,9 @@ class VAE(keras.Model):
         self.decoder = dec
         self.log_var = log_var
         self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
-        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.reconstruction_loss_tracker = keras.metrics.Mean(
+            name="reconstruction_loss"
+        )
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
 
     @property
@@ -194,7 +200,10 @@ class VAE(keras.Model):
             mean, v, z = self.encoder(data)
             rec = self.decoder(z)
             reconstruction_loss = ops.mean(
-                ops.sum(keras.losses.binary_crossentropy(data[..., None], rec[..., None]), axis=1)
+                ops.sum(
+                    keras.losses.binary_crossentropy(data[..., None], rec[..., None]),
+                    axis=1,
+                )
             )
             log_var = v if self.log_var else ops.log(v)
             kl = -0.5 * (1 + log_var - ops.square(mean) - ops.exp(log_var))
@@ -275,9 +284,7 @@ class WGANGP(keras.Model):
                 self.critic(self.generator(z, training=True), training=True)
             )
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(
-            zip(grads, self.generator.trainable_variables)
-        )
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         return {"d_loss": d_loss, "g_loss": g_loss}
 
 
@@ -303,8 +310,15 @@ class Distiller(keras.Model):
         self.teacher = teacher
         self.student = student
 
-    def compile(self, optimizer, metrics, student_loss_fn, distillation_loss_fn,
-                alpha=0.1, temperature=3):
+    def compile(
+        self,
+        optimizer,
+        metrics,
+        student_loss_fn,
+        distillation_loss_fn,
+        alpha=0.1,
+        temperature=3,
+    ):
         super().compile(optimizer=optimizer, metrics=metrics)
         self.student_loss_fn = student_loss_fn
         self.distillation_loss_fn = distillation_loss_fn

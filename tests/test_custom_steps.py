@@ -44,16 +44,16 @@ def _assert_same_training(a, ha, b, hb):
 
 
 def _layer_names(tmp_path):
-    return [d["name"] for d in json.loads((tmp_path / "gradtrace.json").read_text())["layers"]]
+    return [
+        d["name"]
+        for d in json.loads((tmp_path / "gradtrace.json").read_text())["layers"]
+    ]
 
 
 def _trained_rows(model_list):
     """Row names gradtrace must give each trainable layer of these models."""
     return {
-        layer.name
-        for m in model_list
-        for layer in m.layers
-        if layer.trainable_weights
+        layer.name for m in model_list for layer in m.layers if layer.trainable_weights
     }
 
 
@@ -65,7 +65,14 @@ def test_gan_trains_like_model_fit_and_every_layer_of_both_models_is_probed(tmp_
     s = read_scalars(str(tmp_path / "train"))
     names = _layer_names(tmp_path)
     # Both models have "conv1" and "lrelu": those rows are model-qualified.
-    for name in ("generator/conv1", "discriminator/conv1", "project", "up", "hidden", "score"):
+    for name in (
+        "generator/conv1",
+        "discriminator/conv1",
+        "project",
+        "up",
+        "hidden",
+        "score",
+    ):
         assert f"gradients/{name}/norm" in s, name
         assert f"updates/{name}/ratio" in s, name
         assert len(s[f"gradients/{name}/norm"]) == 8  # every step
@@ -120,7 +127,9 @@ def test_wgan_gp_critic_applied_three_times_and_gradient_penalty_not_recorded(
     # The critic's update is the total of its 3 applies: larger than one
     # Adam step (lr 2e-4 per weight) could make on its own.
     s = read_scalars(str(tmp_path / "train"))
-    n_params = sum(int(np.prod(v.shape)) for v in b.critic.get_layer("hidden").trainable_weights)
+    n_params = sum(
+        int(np.prod(v.shape)) for v in b.critic.get_layer("hidden").trainable_weights
+    )
     upd = s["updates/hidden/norm"][0][1]
     assert upd > 2e-4 * np.sqrt(n_params) * 1.5
 
@@ -158,7 +167,9 @@ def test_loss_scale_optimizer_records_unscaled_gradients_once(tmp_path, xy):
 def test_gan_dead_relu_in_the_discriminator_is_found_and_named():
     x = cm.images(64)
     m = cm.gan(dead_bias=-50.0)
-    h = gradtrace.fit(m, x, batch_size=8, epochs=3, verbose=0, shuffle=False, config=quiet())
+    h = gradtrace.fit(
+        m, x, batch_size=8, epochs=3, verbose=0, shuffle=False, config=quiet()
+    )
     dead = [f for f in h.findings if f.kind == "dead_relu"]
     assert [f.layer for f in dead] == ["hidden"], h.findings
 
@@ -166,7 +177,9 @@ def test_gan_dead_relu_in_the_discriminator_is_found_and_named():
 def test_deep_sigmoid_generator_vanishing_gradient_is_found():
     x = cm.images(64)
     m = cm.gan(depth=8, activation="sigmoid")
-    h = gradtrace.fit(m, x, batch_size=8, epochs=3, verbose=0, shuffle=False, config=quiet())
+    h = gradtrace.fit(
+        m, x, batch_size=8, epochs=3, verbose=0, shuffle=False, config=quiet()
+    )
     found = [f for f in h.findings if f.kind == "vanishing_gradient"]
     assert found and found[0].layer.startswith("deep"), h.findings
 
@@ -174,7 +187,9 @@ def test_deep_sigmoid_generator_vanishing_gradient_is_found():
 def test_vae_nan_from_the_log_of_a_negative_variance_is_traced_to_its_layer():
     x = cm.vae_data()
     m = cm.vae(log_var=False, var_bias=-1.0)
-    h = gradtrace.fit(m, x, batch_size=16, epochs=2, verbose=0, shuffle=False, config=quiet())
+    h = gradtrace.fit(
+        m, x, batch_size=16, epochs=2, verbose=0, shuffle=False, config=quiet()
+    )
     nf = [f for f in h.findings if f.kind == "non_finite"]
     assert nf and nf[0].layer == "sampling" and nf[0].step == 0, h.findings
     assert nf[0].severity == "error"
@@ -184,16 +199,34 @@ def test_vae_nan_from_the_log_of_a_negative_variance_is_traced_to_its_layer():
 def test_custom_step_run_eagerly_gives_the_same_statistics(tmp_path):
     x = cm.images(32)
     m1 = cm.gan()
-    gradtrace.fit(m1, x, batch_size=16, verbose=0, shuffle=False,
-                  logdir=str(tmp_path / "c"), config=quiet())
+    gradtrace.fit(
+        m1,
+        x,
+        batch_size=16,
+        verbose=0,
+        shuffle=False,
+        logdir=str(tmp_path / "c"),
+        config=quiet(),
+    )
     m2 = cm.gan()
     m2.run_eagerly = True
-    gradtrace.fit(m2, x, batch_size=16, verbose=0, shuffle=False,
-                  logdir=str(tmp_path / "e"), config=quiet())
+    gradtrace.fit(
+        m2,
+        x,
+        batch_size=16,
+        verbose=0,
+        shuffle=False,
+        logdir=str(tmp_path / "e"),
+        config=quiet(),
+    )
     c = read_scalars(str(tmp_path / "c" / "train"))
     e = read_scalars(str(tmp_path / "e" / "train"))
-    for tag in ("gradients/hidden/norm", "updates/generator/conv1/ratio",
-                "activations/project/std", "weights/score/norm"):
+    for tag in (
+        "gradients/hidden/norm",
+        "updates/generator/conv1/ratio",
+        "activations/project/std",
+        "weights/score/norm",
+    ):
         np.testing.assert_allclose(
             [v for _, v in e[tag]], [v for _, v in c[tag]], rtol=1e-4, err_msg=tag
         )
@@ -203,8 +236,15 @@ def test_custom_step_under_xla(tmp_path):
     x = cm.images(32)
     m = cm.gan()
     m.jit_compile = True
-    h = gradtrace.fit(m, x, batch_size=16, verbose=0, shuffle=False,
-                      logdir=str(tmp_path), config=quiet(histogram_every=1))
+    h = gradtrace.fit(
+        m,
+        x,
+        batch_size=16,
+        verbose=0,
+        shuffle=False,
+        logdir=str(tmp_path),
+        config=quiet(histogram_every=1),
+    )
     s = read_scalars(str(tmp_path / "train"))
     assert len(s["gradients/hidden/norm"]) == 2
     assert "gradients/hidden/kernel" in read_tags(str(tmp_path / "train"))
@@ -214,9 +254,19 @@ def test_custom_step_under_xla(tmp_path):
 def test_a_resumed_custom_fit_continues_the_step_count(tmp_path):
     x = cm.images(32)
     m = cm.gan()
-    gradtrace.fit(m, x, batch_size=16, epochs=1, verbose=0, logdir=str(tmp_path), config=quiet())
-    gradtrace.fit(m, x, batch_size=16, epochs=2, initial_epoch=1, verbose=0,
-                  logdir=str(tmp_path), config=quiet())
+    gradtrace.fit(
+        m, x, batch_size=16, epochs=1, verbose=0, logdir=str(tmp_path), config=quiet()
+    )
+    gradtrace.fit(
+        m,
+        x,
+        batch_size=16,
+        epochs=2,
+        initial_epoch=1,
+        verbose=0,
+        logdir=str(tmp_path),
+        config=quiet(),
+    )
     s = read_scalars(str(tmp_path / "train"))
     assert [st for st, _ in s["batch_loss"]] == [0, 1, 2, 3]
 

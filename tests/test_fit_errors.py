@@ -51,9 +51,9 @@ def test_train_step_override_is_trained_not_refused(xy):
             calls.append(1)  # traced: once per variant
             return super().train_step(data)
 
-    m = Custom([keras.Input((8,)), keras.layers.Dense(2)])
+    m = Custom([keras.Input((8,)), keras.layers.Dense(1)])
     m.compile("sgd", "mse")
-    h = _fit(m, x, y)
+    h = _fit(m, x, y.astype("float32")[:, None])
     assert calls and "loss" in h.history and np.isfinite(h.history["loss"]).all()
 
 

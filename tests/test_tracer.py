@@ -50,9 +50,14 @@ def _step_fn(actor, critic, opt_a, opt_c):
             c_loss = tf.reduce_mean(tf.square(critic(s) - 1.0))
             a_loss = tf.reduce_mean(tf.square(actor(s) - s[:, :2]))
         opt_c.apply_gradients(
-            zip(tape.gradient(c_loss, critic.trainable_variables), critic.trainable_variables)
+            zip(
+                tape.gradient(c_loss, critic.trainable_variables),
+                critic.trainable_variables,
+            )
         )
-        opt_a.apply(tape.gradient(a_loss, actor.trainable_variables), actor.trainable_variables)
+        opt_a.apply(
+            tape.gradient(a_loss, actor.trainable_variables), actor.trainable_variables
+        )
         return {"critic_loss": c_loss, "actor_loss": a_loss}
 
     return train_step
@@ -62,7 +67,9 @@ def _run(tracer_kw=None, step_kw=None, epochs=2, logdir=None):
     """(models, tracer) after training the actor-critic with a Tracer."""
     actor, critic, oa, oc = _actor_critic()
     ds = tf.data.Dataset.from_tensor_slices(_states()).batch(B)
-    with gradtrace.Tracer(logdir=logdir, **(tracer_kw or {"config": quiet()})) as tracer:
+    with gradtrace.Tracer(
+        logdir=logdir, **(tracer_kw or {"config": quiet()})
+    ) as tracer:
         step = tracer.step(_step_fn(actor, critic, oa, oc), **(step_kw or {}))
         for epoch in range(epochs):
             for batch in tracer.iterate(ds):
@@ -134,8 +141,12 @@ def test_eager_gives_the_same_weights_and_statistics_as_compiled(tmp_path):
     _same_weights(models_c, models_e)
     c = read_scalars(str(tmp_path / "c" / "train"))
     e = read_scalars(str(tmp_path / "e" / "train"))
-    for tag in ("gradients/actor/dense/norm", "updates/critic/out/ratio",
-                "activations/critic/dense/std", "batch_loss"):
+    for tag in (
+        "gradients/actor/dense/norm",
+        "updates/critic/out/ratio",
+        "activations/critic/dense/std",
+        "batch_loss",
+    ):
         np.testing.assert_allclose(
             [v for _, v in e[tag]], [v for _, v in c[tag]], rtol=1e-4, err_msg=tag
         )
@@ -165,7 +176,9 @@ def test_scalar_return_and_decorator_forms_and_tf_function(tmp_path):
     def train_step(xb):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(m(xb) - 1.0))
-        opt.apply_gradients(zip(tape.gradient(loss, m.trainable_variables), m.trainable_variables))
+        opt.apply_gradients(
+            zip(tape.gradient(loss, m.trainable_variables), m.trainable_variables)
+        )
         return loss
 
     out = train_step(x[:8])
@@ -220,12 +233,14 @@ def test_with_block_flushes_on_an_exception_which_propagates(tmp_path):
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom, match="user error"):
-        with gradtrace.Tracer(logdir=str(tmp_path), config=quiet()) as tracer:
-            step = tracer.step(_step_fn(actor, critic, oa, oc))
-            for i in range(5):
-                step(x[i * 8 : (i + 1) * 8])
-            raise Boom("user error")
+    with (
+        pytest.raises(Boom, match="user error"),
+        gradtrace.Tracer(logdir=str(tmp_path), config=quiet()) as tracer,
+    ):
+        step = tracer.step(_step_fn(actor, critic, oa, oc))
+        for i in range(5):
+            step(x[i * 8 : (i + 1) * 8])
+        raise Boom("user error")
     s = read_scalars(str(tmp_path / "train"))
     assert [st for st, _ in s["batch_loss"]] == [0, 1, 2, 3, 4]
     assert len(tracer.step_times) == 5
@@ -250,7 +265,9 @@ def test_nan_in_a_hand_written_loop_is_found_at_its_layer():
         def train_step(xb):
             with tf.GradientTape() as tape:
                 loss = tf.reduce_mean(m(xb))
-            opt.apply_gradients(zip(tape.gradient(loss, m.trainable_variables), m.trainable_variables))
+            opt.apply_gradients(
+                zip(tape.gradient(loss, m.trainable_variables), m.trainable_variables)
+            )
             return loss
 
         train_step(_states()[:8])
