@@ -145,36 +145,12 @@ def stock_body(model):
 
 def model_body(model):
     """The model's own `train_step`, unchanged. Returns (logs, None): the
-    loss is read from the logs (see `ProbedStep.loss_key`)."""
+    loss is read from the logs on the host (`session.pick_loss_key`)."""
 
     def body(data):
         return model.train_step(data), None
 
     return body
-
-
-def scalar_items(result) -> dict:
-    """{key: scalar tensor} a step returned: a bare scalar is ``loss``."""
-    if isinstance(result, dict):
-        return {
-            str(k): v
-            for k, v in result.items()
-            if tf.is_tensor(v)
-            and v.shape.rank == 0
-            and (v.dtype.is_floating or v.dtype.is_integer)
-        }
-    if tf.is_tensor(result) and result.shape.rank == 0:
-        return {"loss": result}
-    return {}
-
-
-def pick_loss_key(keys) -> str | None:
-    """The series the loss rules judge: ``loss``, else the first key that
-    names a loss, else the first scalar."""
-    keys = list(keys)
-    if "loss" in keys:
-        return "loss"
-    return next((k for k in keys if "loss" in k.lower()), keys[0] if keys else None)
 
 
 class ProbedStep:

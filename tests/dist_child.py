@@ -17,12 +17,17 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 
-def build(dead_bias=False):
+def build(dead_bias=False, custom=False):
     import keras
+
+    class Custom(keras.Sequential):
+        # A model whose class overrides train_step (Keras' own, through super)
+        def train_step(self, data):
+            return super().train_step(data)
 
     keras.utils.set_random_seed(0)
     bias = keras.initializers.Constant(-10.0) if dead_bias else "zeros"
-    m = keras.Sequential(
+    m = (Custom if custom else keras.Sequential)(
         [
             keras.Input((8,)),
             keras.layers.Dense(16, activation="relu", name="h1"),
@@ -70,15 +75,17 @@ class _SlowOnce:
         return Slow()
 
 
-def run(name, strategy, out_dir, dead_bias=False, logdir=None, callbacks=None):
+def run(
+    name, strategy, out_dir, dead_bias=False, logdir=None, callbacks=None, custom=False
+):
     import gradtrace
 
     x, y = data()
     if strategy is None:
-        m = build(dead_bias)
+        m = build(dead_bias, custom)
     else:
         with strategy.scope():
-            m = build(dead_bias)
+            m = build(dead_bias, custom)
     ds = dataset(x, y)
     if strategy is not None and isinstance(
         strategy, tf.distribute.MultiWorkerMirroredStrategy
@@ -112,6 +119,41 @@ def run(name, strategy, out_dir, dead_bias=False, logdir=None, callbacks=None):
         )
 
 
+def tracer_under_strategy(strategy, out_dir):
+    """A Tracer step that calls strategy.run itself: the error it gives."""
+    import keras
+
+    import gradtrace
+
+    x, y = data()
+    with strategy.scope():
+        m = build()
+        opt = keras.optimizers.SGD(0.1)
+        opt.build(m.trainable_variables)
+    tracer = gradtrace.Tracer(config=gradtrace.Config(console=False))
+
+    @tracer.step
+    def step(xb, yb):
+        def replica(xb, yb):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(
+                    keras.losses.sparse_categorical_crossentropy(yb, m(xb))
+                )
+            opt.apply_gradients(
+                zip(tape.gradient(loss, m.trainable_variables), m.trainable_variables)
+            )
+
+        strategy.run(replica, args=(xb, yb))
+
+    try:
+        step(x[:32], y[:32])
+        error = None
+    except ValueError as e:
+        error = str(e)
+    with open(os.path.join(out_dir, "tracer_strategy.json"), "w") as f:
+        json.dump({"error": error}, f)
+
+
 def main():
     mode, out_dir = sys.argv[1], sys.argv[2]
     if mode == "mirrored":
@@ -123,6 +165,9 @@ def main():
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         run("mirrored", strategy, out_dir, logdir=os.path.join(out_dir, "mirrored_log"))
         run("mirrored_dead", strategy, out_dir, dead_bias=True)
+        for name, st in (("single_custom", None), ("mirrored_custom", strategy)):
+            run(name, st, out_dir, logdir=os.path.join(out_dir, name), custom=True)
+        tracer_under_strategy(strategy, out_dir)
     elif mode == "worker":
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         task = json.loads(os.environ["TF_CONFIG"])["task"]

@@ -65,3 +65,12 @@ def weights_close(a, b, atol=1e-6, rtol=1e-5):
         np.allclose(p, q, atol=atol, rtol=rtol)
         for p, q in zip(a.get_weights(), b.get_weights())
     )
+
+
+def assert_same_series(run_a: str, run_b: str, tag_list, rtol=1e-4):
+    """The scalar series of `tag_list` are equal in two run folders."""
+    a, b = read_scalars(run_a), read_scalars(run_b)
+    for tag in tag_list:
+        np.testing.assert_allclose(
+            [v for _, v in b[tag]], [v for _, v in a[tag]], rtol=rtol, err_msg=tag
+        )

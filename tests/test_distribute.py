@@ -86,6 +86,26 @@ def test_mirrored_dead_relu_still_detected(mirrored):
     assert ("dead_relu", "h2") in kinds
 
 
+def test_mirrored_custom_train_step_trains_and_probes_the_global_batch(mirrored):
+    w_single, single = _load(mirrored, "single_custom")
+    w_mirr, mirr = _load(mirrored, "mirrored_custom")
+    assert _close(w_single, w_mirr)
+    for k in single["history"]:
+        np.testing.assert_allclose(single["history"][k], mirr["history"][k], rtol=1e-5)
+    s = read_scalars(os.path.join(mirrored, "single_custom", "train"))
+    m = read_scalars(os.path.join(mirrored, "mirrored_custom", "train"))
+    for tag in ("gradients/h1/norm", "activations/h2/dead_frac", "updates/out/ratio"):
+        np.testing.assert_allclose(
+            [v for _, v in m[tag]], [v for _, v in s[tag]], rtol=1e-4, err_msg=tag
+        )
+
+
+def test_tracer_step_calling_strategy_run_is_a_clear_error(mirrored):
+    with open(os.path.join(mirrored, "tracer_strategy.json")) as f:
+        error = json.load(f)["error"]
+    assert error and "2 replicas" in error and "not supported" in error
+
+
 def _port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,5 +1,6 @@
 """A real `tensorboard` server serves every gradtrace family (issue: probes)."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -28,21 +29,9 @@ def _get(port, path):
         return json.loads(r.read())
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, xy_module):
-    x, y = xy_module
-    logdir = tmp_path_factory.mktemp("tb") / "run"
-    gradtrace.fit(
-        mlp(),
-        x,
-        y,
-        batch_size=32,
-        epochs=2,
-        verbose=0,
-        validation_split=0.25,
-        logdir=str(logdir),
-        config=quiet(histogram_every=4),
-    )
+@contextlib.contextmanager
+def _tensorboard(logdir):
+    """A real `tensorboard` on a free 127.0.0.1 port serving `logdir`; yields the port."""
     exe = shutil.which("tensorboard") or os.path.join(
         os.path.dirname(sys.executable), "tensorboard"
     )
@@ -86,6 +75,25 @@ def server(tmp_path_factory, xy_module):
 
 
 @pytest.fixture(scope="module")
+def server(tmp_path_factory, xy_module):
+    x, y = xy_module
+    logdir = tmp_path_factory.mktemp("tb") / "run"
+    gradtrace.fit(
+        mlp(),
+        x,
+        y,
+        batch_size=32,
+        epochs=2,
+        verbose=0,
+        validation_split=0.25,
+        logdir=str(logdir),
+        config=quiet(histogram_every=4),
+    )
+    with _tensorboard(logdir) as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
 def xy_module():
     import numpy as np
 
@@ -118,3 +126,42 @@ def test_histograms_images_text_served(server):
     plugins = _get(server, "/data/plugins_listing")
     for name in ("scalars", "histograms", "images"):
         assert plugins[name]["enabled"], name
+
+
+def test_a_gan_run_serves_every_family_of_both_models(tmp_path):
+    from tests import custom_models as cm
+
+    logdir = tmp_path / "gan"
+    gradtrace.fit(
+        cm.gan(),
+        cm.images(32),
+        batch_size=8,
+        epochs=2,
+        verbose=0,
+        logdir=str(logdir),
+        config=quiet(histogram_every=4),
+    )
+    with _tensorboard(logdir) as port:
+        train = _get(port, "/data/plugin/scalars/tags")["train"]
+        for family in ("gradients", "weights", "updates", "activations"):
+            for layer in ("generator/conv1", "discriminator/conv1", "hidden"):
+                assert (
+                    f"{family}/{layer}/"
+                    + ("mean" if family == "activations" else "norm")
+                    in train
+                ), (family, layer)
+        assert {"batch_loss", "batch_d_loss", "batch_g_loss", "epoch_d_loss"} <= set(
+            train
+        )
+        assert any(t.startswith("timing/") for t in train)
+        q = urllib.parse.urlencode(
+            {"run": "train", "tag": "gradients/generator/conv1/norm"}
+        )
+        assert [p[1] for p in _get(port, f"/data/plugin/scalars/scalars?{q}")] == list(
+            range(8)
+        )
+        h = _get(port, "/data/plugin/histograms/tags")["train"]
+        assert {
+            "gradients/discriminator/conv1/kernel",
+            "activations/hidden/histogram",
+        } <= set(h)

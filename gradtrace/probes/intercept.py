@@ -10,7 +10,10 @@ an eager step, runs) a step body and active only in the thread that does it:
   the optimizer.
 
 Any other thread, and every call once the trace is over, runs the original
-methods untouched (one thread-local lookup). Patches are reference-counted, so
+methods untouched (one thread-local lookup). The one exception: a thread
+that builds ops into the very graph being traced (MirroredStrategy runs each
+replica of a `strategy.run` in its own thread) reports to that graph's
+listener, so a step's replicas are never silently missed. Patches are reference-counted, so
 nested or concurrent traces in several threads are safe.
 
 A `Listener` receives the calls; see `probes.recorder.Recording`.
@@ -25,6 +28,10 @@ _local = threading.local()
 _lock = threading.Lock()
 _installed = 0
 _originals: list[tuple[type, str, object]] = []
+# Graph being traced -> its listeners: a thread that builds ops in that graph
+# without a listener of its own (MirroredStrategy runs each replica of a
+# `strategy.run` in a thread of its own) reports to the graph's listener.
+_by_graph: dict[int, list] = {}
 
 
 class Listener:
@@ -50,9 +57,19 @@ def _optimizer_classes():
     return out
 
 
+def _current():
+    listener = getattr(_local, "listener", None)
+    if listener is None and _by_graph:
+        import tensorflow as tf
+
+        found = _by_graph.get(id(tf.compat.v1.get_default_graph()))
+        listener = found[-1] if found else None
+    return listener
+
+
 def _patched_call(orig):
     def __call__(self, *args, **kwargs):
-        listener = getattr(_local, "listener", None)
+        listener = _current()
         if listener is None:
             return orig(self, *args, **kwargs)
         return listener.layer_call(self, lambda: orig(self, *args, **kwargs))
@@ -63,7 +80,7 @@ def _patched_call(orig):
 
 def _patched_apply(orig):
     def apply(self, grads, trainable_variables=None):
-        listener = getattr(_local, "listener", None)
+        listener = _current()
         if listener is None:
             return orig(self, grads, trainable_variables)
         return listener.optimizer_apply(
@@ -106,22 +123,22 @@ def _uninstall():
 @contextlib.contextmanager
 def listening(listener: Listener):
     """Routes this thread's layer calls and optimizer applies to `listener`."""
+    import tensorflow as tf
+
     previous = getattr(_local, "listener", None)
+    graph = None if tf.executing_eagerly() else id(tf.compat.v1.get_default_graph())
     _install()
     _local.listener = listener
+    if graph is not None:
+        with _lock:
+            _by_graph.setdefault(graph, []).append(listener)
     try:
         yield listener
     finally:
         _local.listener = previous
+        if graph is not None:
+            with _lock:
+                _by_graph[graph].remove(listener)
+                if not _by_graph[graph]:
+                    del _by_graph[graph]
         _uninstall()
-
-
-@contextlib.contextmanager
-def paused():
-    """No listener in this thread for the duration (e.g. a nested step)."""
-    previous = getattr(_local, "listener", None)
-    _local.listener = None
-    try:
-        yield
-    finally:
-        _local.listener = previous
