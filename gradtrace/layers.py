@@ -77,7 +77,7 @@ def activation_kind(layer) -> str:
 
 
 def layer_info(
-    layer, *, n_units: int, is_output: bool, name=None, variables=None
+    layer, *, n_units: int, is_output: bool, name=None, variables=None, model=None
 ) -> LayerInfo:
     """`LayerInfo` of a probed layer; `name` (default `layer.name`) is its
     unique row name, `variables` (default its trainable weights) what its
@@ -90,6 +90,7 @@ def layer_info(
         n_params=int(sum(_size(v) for v in variables)),
         n_units=n_units,
         is_output=is_output,
+        model=model,
     )
 
 

@@ -46,6 +46,10 @@ class LayerInfo:
         n_params: number of trainable scalars owned by this layer.
         n_units: size of the last output axis (units/channels), 0 if unknown.
         is_output: the layer produces a model output.
+        model: name of the outermost model it was called in (several models
+            train in one custom step, e.g. a GAN's generator and
+            discriminator: rules that compare layers compare within one
+            model); None when unknown.
     """
 
     name: str
@@ -54,6 +58,7 @@ class LayerInfo:
     n_params: int
     n_units: int
     is_output: bool = False
+    model: str | None = None
 
     @property
     def relu_family(self) -> bool:

@@ -76,3 +76,28 @@ def test_embedding_sparse_gradient_is_skipped():
 
 def test_output_gradient_zero_gives_no_reference():
     assert run([1e-9, 1e-9, 1e-9, 0.0]) == []
+
+
+def _two_models(model_g="generator", model_d="discriminator"):
+    import dataclasses
+
+    def of(model, *infos):
+        return tuple(dataclasses.replace(i, model=model) for i in infos)
+
+    return of(
+        model_g, info("g_hidden", "relu"), info("g_out", "sigmoid", is_output=True)
+    ) + of(model_d, info("d_hidden", "relu"), info("d_out", "linear", is_output=True))
+
+
+def test_layers_are_compared_with_their_own_models_output_layer():
+    # g_hidden is 1e-5 of the discriminator's output layer but 1/10 of its own
+    # model's output layer: not vanishing (it was, judged against d_out).
+    healthy = [1e-6, 1e-5, 1e-2, 1e-1]
+    assert run(healthy, layers=_two_models()) == []
+    # without model groups, the same numbers were a (false) finding
+    one_model = _two_models(None, None)
+    assert [d.layer for d in run(healthy, layers=one_model)][:1] == ["g_hidden"]
+    # within one model the rule still fires
+    ds = run([1e-9, 1e-1, 1e-2, 1e-1], layers=_two_models())
+    assert ds and ds[0].layer == "g_hidden"
+    assert "output layer 'g_out'" in ds[0].message

@@ -2,7 +2,8 @@
 
 Rule: per hidden layer with trainable weights, its gradient RMS per parameter
 (``grad_norm / sqrt(n_params)``) is below `Config.vanishing_ratio` (default
-1e-3) times the RMS of the output layer's gradient *and* below
+1e-3) times the RMS of the output layer's gradient (of its own model, when a
+custom step trains several) *and* below
 `Config.vanishing_rms` (default 1e-4), for `Config.diagnosis_patience`
 consecutive checks, from step `Config.diagnosis_warmup` on. One finding names
 the first such layer in forward order; the message counts the others.
@@ -80,75 +81,124 @@ def _relu(info) -> bool:
 
 
 class VanishingGradientDetector(LayerDetector):
-    """Per hidden layer: gradient RMS relative to the output layer's."""
+    """Per hidden layer: gradient RMS relative to its model's output layer.
+
+    When several models train in one step (a GAN's generator and
+    discriminator, `LayerInfo.model`), each model's layers are compared with
+    that model's own output layer, and only its own dead ReLUs explain a
+    zero gradient.
+    """
 
     kind = KIND
 
+    def _groups(self, names) -> list[np.ndarray]:
+        """Column indexes of each model's layers (one group when unknown)."""
+        key = ("groups", names)
+        cache = self.__dict__.setdefault("_group_cache", {})
+        groups = cache.get(key)
+        if groups is None:
+            models = [self.info(n).model for n in names]
+            order = list(dict.fromkeys(models))
+            groups = [
+                np.array([j for j, m in enumerate(models) if m == g], dtype=np.int64)
+                for g in order
+            ]
+            cache[key] = groups
+        return groups
+
     def _quiet(self, block) -> bool:
         # `reference_rms`, `dead_from` and the rule of `observe_stats`, for
-        # every row of the block at once.
+        # every row of the block at once, model by model.
         cfg = self.config
         names = block.layers
         k, n = len(block), len(names)
         if not n:
             return True
-        rms = block.grad_rms
-        finite = np.isfinite(rms)
-        outs = self.layer_mask(names, _output) & finite
-        has_out = outs.any(axis=1)
-        masked = np.where(outs, rms, -np.inf)
-        last = n - 1 - np.argmax(finite[:, ::-1], axis=1)
-        ref_j = np.where(has_out, np.argmax(masked, axis=1), last)
-        ref = rms[np.arange(k), ref_j]
-        valid = (has_out | finite.any(axis=1)) & (ref > 0)
-        dead = self.layer_mask(names, _relu) & (
+        all_rms = block.grad_rms
+        all_dead = self.layer_mask(names, _relu) & (
             block.column("act_dead_frac") >= cfg.dead_relu_frac
         )
-        covered = np.logical_or.accumulate(dead[:, ::-1], axis=1)[:, ::-1]
-        with np.errstate(all="ignore"):
-            ratio = rms / ref[:, None]
-        hit = (ratio < cfg.vanishing_ratio) & (rms < cfg.vanishing_rms) & ~covered
-        judged = (
-            valid[:, None]
-            & ~self.layer_mask(names, _not_judged)
-            & (np.arange(n)[None, :] != ref_j[:, None])
-            & ~np.isnan(rms)
-        )
+        outs_all = self.layer_mask(names, _output)
+        skip_all = self.layer_mask(names, _not_judged)
+        judged = np.zeros((k, n), dtype=bool)
+        hit = np.zeros((k, n), dtype=bool)
+        for cols in self._groups(names):
+            rms = all_rms[:, cols]
+            m = len(cols)
+            finite = np.isfinite(rms)
+            outs = outs_all[cols] & finite
+            has_out = outs.any(axis=1)
+            masked = np.where(outs, rms, -np.inf)
+            last = m - 1 - np.argmax(finite[:, ::-1], axis=1)
+            ref_j = np.where(has_out, np.argmax(masked, axis=1), last)
+            ref = rms[np.arange(k), ref_j]
+            valid = (has_out | finite.any(axis=1)) & (ref > 0)
+            dead = all_dead[:, cols]
+            covered = np.logical_or.accumulate(dead[:, ::-1], axis=1)[:, ::-1]
+            with np.errstate(all="ignore"):
+                ratio = rms / ref[:, None]
+            hit[:, cols] = (
+                (ratio < cfg.vanishing_ratio) & (rms < cfg.vanishing_rms) & ~covered
+            )
+            judged[:, cols] = (
+                valid[:, None]
+                & ~skip_all[cols]
+                & (np.arange(m)[None, :] != ref_j[:, None])
+                & ~np.isnan(rms)
+            )
         return self.settle(names, (names, judged, hit))
 
     def observe_stats(self, stats: StepStats) -> list[Detection]:
         cfg = self.config
         if not stats.layers:
             return []
-        rms = grad_rms(stats)
-        ref_j, ref = reference_rms(stats, rms, self.info)
-        if ref_j < 0 or not ref > 0:
-            return []
-        covered = dead_from(stats, self.info, cfg.dead_relu_frac)
-        ratio = rms / ref
-        hits = []
-        for j, name in enumerate(stats.layers):
-            info = self.info(name)
-            if j == ref_j or info.is_output or info.class_name in SPARSE_GRADIENT:
+        all_rms = grad_rms(stats)
+        all_covered = dead_from(stats, self.info, cfg.dead_relu_frac)
+        hits = []  # (j, ratio, reference layer, reference RMS)
+        for cols in self._groups(stats.layers):
+            sub = _Subset(stats, cols)
+            rms = all_rms[cols]
+            ref_j, ref = reference_rms(sub, rms, self.info)
+            if ref_j < 0 or not ref > 0:
                 continue
-            hit = (
-                ratio[j] < cfg.vanishing_ratio
-                and rms[j] < cfg.vanishing_rms
-                and not covered[j]
+            covered = (
+                dead_from(sub, self.info, cfg.dead_relu_frac)
+                if len(cols) < len(stats.layers)
+                else all_covered
             )
-            if self.persistent(stats, name, rms[j], hit):
-                hits.append(j)
+            ratio = rms / ref
+            for i, j in enumerate(cols):
+                name = stats.layers[j]
+                info = self.info(name)
+                if i == ref_j or info.is_output or info.class_name in SPARSE_GRADIENT:
+                    continue
+                hit = (
+                    ratio[i] < cfg.vanishing_ratio
+                    and rms[i] < cfg.vanishing_rms
+                    and not covered[i]
+                )
+                if self.persistent(stats, name, rms[i], hit):
+                    hits.append((j, ratio[i], sub.layers[ref_j], ref))
         if not hits:
             return []
-        j = hits[0]
+        hits.sort()
+        j, ratio_j, ref_name, ref = hits[0]
         message = (
-            f"Its gradient RMS per weight is {sci(rms[j])}, {sci(ratio[j])}x "
-            f"that of the output layer '{stats.layers[ref_j]}' ({sci(ref)}); "
+            f"Its gradient RMS per weight is {sci(all_rms[j])}, {sci(ratio_j)}x "
+            f"that of the output layer '{ref_name}' ({sci(ref)}); "
             f"thresholds {cfg.vanishing_ratio:.0e}x and {cfg.vanishing_rms:.0e}"
-            f"{more_layers([stats.layers[k] for k in hits])}."
+            f"{more_layers([stats.layers[h[0]] for h in hits])}."
         )
         return [
             self.detection(
-                stats, stats.layers[j], ratio[j], cfg.vanishing_ratio, message, HINT
+                stats, stats.layers[j], ratio_j, cfg.vanishing_ratio, message, HINT
             )
         ]
+
+
+class _Subset:
+    """The columns `cols` of a `StepStats`, as `reference_rms`/`dead_from` read it."""
+
+    def __init__(self, stats: StepStats, cols):
+        self.layers = tuple(stats.layers[j] for j in cols)
+        self.values = {k: np.asarray(v)[cols] for k, v in stats.values.items()}

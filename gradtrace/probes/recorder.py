@@ -207,6 +207,7 @@ class _Row:
     keys: list  # applied variables' keys
     outputs: list
     kind: str
+    model: str | None = None
 
 
 class Recorder:
@@ -275,6 +276,7 @@ class Recorder:
                     keys,
                     unit.outputs,
                     layers_mod.activation_kind(unit.layer),
+                    None if unit.model is None else unit.model.name,
                 )
             )
         if patterns is None:
@@ -383,6 +385,7 @@ class Recorder:
                         is_output=is_output,
                         name=row.name,
                         variables=[variables[k] for k in row.keys],
+                        model=row.model,
                     )
                 )
         if infos and not any(i.is_output for i in infos):
