@@ -129,7 +129,8 @@ class Session:
         )
         self._pending = None
         # Steps not judged and written yet: (step, epoch, loss, packed stats,
-        # loss scale, histograms, wall time) and (StepTime, wall time).
+        # loss scale, histograms, wall time, returned scalars) and
+        # (StepTime, wall time).
         self._rows: list[tuple] = []
         self._times: list[tuple] = []
         self._timed: list = []  # timing detections not filed yet
@@ -165,8 +166,9 @@ class Session:
                 self.loss_key = pick_loss_key(values)
                 self.scalar_keys = tuple(k for k in values if k != "loss")
             extras = [values.get(k, math.nan) for k in self.scalar_keys]
-            # No scalar returned: no loss series (0 keeps the loss rules quiet).
-            loss = values.get(self.loss_key, math.nan) if self.loss_key else 0.0
+            # No scalar returned (or not this step): no loss value to judge
+            # (0 keeps the loss rules quiet; batch_loss is then not written).
+            loss = values.get(self.loss_key, 0.0) if self.loss_key else 0.0
         scale = float(out["loss_scale"].numpy()) if "loss_scale" in out else None
         bad = bool(out["bad"].numpy()) if "bad" in out else False
         self.clock.compute_done()
