@@ -178,7 +178,7 @@ def test_deep_sigmoid_generator_vanishing_gradient_is_found():
     x = cm.images(64)
     m = cm.gan(depth=8, activation="sigmoid")
     h = gradtrace.fit(
-        m, x, batch_size=8, epochs=3, verbose=0, shuffle=False, config=quiet()
+        m, x, batch_size=8, epochs=2, verbose=0, shuffle=False, config=quiet()
     )
     found = [f for f in h.findings if f.kind == "vanishing_gradient"]
     assert found and found[0].layer.startswith("deep"), h.findings
