@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import types
 
-import numpy as np
-
 
 class GradtraceError(Exception):
     """Base of gradtrace's own errors; `exit_code` is what the CLI returns."""
@@ -41,6 +39,8 @@ def _type(v) -> str:
 def _int_or_none(name, v, minimum):
     if v is None:
         return
+    import numpy as np
+
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
         raise TypeError(
             f"`{name}` must be an int or None. Received: {name}={v!r} of type {_type(v)}."
@@ -51,6 +51,7 @@ def _int_or_none(name, v, minimum):
 
 def _num_samples(a):
     import keras
+    import numpy as np
     import tensorflow as tf
 
     leaves = keras.tree.flatten(a)

@@ -9,8 +9,11 @@ This module never imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Callable
+
+from .tags import FINDINGS_FILE
 
 __all__ = ["Finding", "KINDS", "SEVERITIES"]
 
@@ -153,3 +156,94 @@ def sort_worst_first(findings: list[Finding]) -> list[Finding]:
             f.step,
         ),
     )
+
+
+# -- findings.jsonl ------------------------------------------------------------
+
+_FIELD_TYPES = {
+    "kind": (str,),
+    "severity": (str,),
+    "step": (int,),
+    "last_step": (int,),
+    "count": (int,),
+    "layer": (str, type(None)),
+    "value": (int, float, type(None)),
+    "threshold": (int, float, type(None)),
+    "message": (str,),
+    "hint": (str,),
+}
+
+
+def read_findings(path: str, notes: list[str] | None = None) -> list[Finding]:
+    """The last state of each (kind, layer) finding in a findings.jsonl file.
+
+    Args:
+        path: the findings.jsonl file.
+        notes: if given, a note is appended when an incomplete last line
+            (a run still writing, or killed mid-write) is skipped.
+
+    Returns:
+        Findings in order of first occurrence, each in its last state.
+
+    Raises:
+        LogdirError: a line is not one JSON object with the Finding fields;
+            the message gives the line number.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        from .errors import LogdirError
+
+        raise LogdirError(f"{path} cannot be read: {e}.") from e
+    lines = text.split("\n")
+    by_key: dict[tuple[str, str | None], Finding] = {}
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            finding = _parse_finding(line)
+        except ValueError as e:
+            if i == len(lines) and notes is not None:
+                # No newline after it: the writer had not finished this line.
+                notes.append(
+                    f"{FINDINGS_FILE} line {i} is incomplete (the run is "
+                    "still writing, or stopped mid-write) and was skipped."
+                )
+                continue
+            from .errors import LogdirError
+
+            snippet = line if len(line) <= 80 else line[:77] + "..."
+            raise LogdirError(
+                f"{path}, line {i}: not a gradtrace finding ({e}). Received: "
+                f"{snippet!r}. Each line must be one JSON object with exactly the "
+                "Finding fields; fix or delete that line."
+            ) from e
+        by_key[(finding.kind, finding.layer)] = finding
+    return list(by_key.values())
+
+
+def _parse_finding(line: str) -> Finding:
+    try:
+        d = json.loads(line, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"invalid JSON: {e.msg} at column {e.colno}") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"a JSON {type(d).__name__}, not an object")
+    missing = [k for k in _FIELD_TYPES if k not in d]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(missing)}")
+    for k, types in _FIELD_TYPES.items():
+        if not isinstance(d[k], types) or isinstance(d[k], bool):
+            raise ValueError(f"`{k}` is {d[k]!r}")
+    if d["severity"] not in SEVERITIES:
+        raise ValueError(
+            f"`severity` must be one of {SEVERITIES}, not {d['severity']!r}"
+        )
+    return Finding.from_dict(d)
+
+
+def _reject_constant(name: str):
+    # Python's json accepts NaN/Infinity; strict JSON (what gradtrace writes)
+    # does not.
+    raise ValueError(f"{name} is not valid JSON (gradtrace writes null)")

@@ -363,6 +363,7 @@ class Session:
     def epoch_end(self, epoch, logs):
         """Judges and writes what is pending; `epoch_<key>` scalars of `logs`."""
         self.flush()
+        self._closing_heatmaps()
         if self.tb is not None:
             self.tb.epoch(epoch, logs)
         if self.jsonl is not None:
@@ -370,8 +371,17 @@ class Session:
 
     def finish(self):
         self.flush()
+        self._closing_heatmaps()
         if self.diagnoser is not None:
             self.diagnoser.finish()
+
+    def _closing_heatmaps(self):
+        """The heatmap images also at each epoch's end and the run's end, so a
+        short run shows more than its step-0 column."""
+        last = self.global_step - 1
+        if self._recent and self._last_heatmap != last:
+            self._last_heatmap = last
+            self._heatmaps(last)
 
     def close(self):
         self.flush()

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import json
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import numpy as np
 
@@ -74,3 +82,61 @@ def assert_same_series(run_a: str, run_b: str, tag_list, rtol=1e-4):
         np.testing.assert_allclose(
             [v for _, v in b[tag]], [v for _, v in a[tag]], rtol=rtol, err_msg=tag
         )
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+@contextlib.contextmanager
+def tensorboard_server(logdir, wait_for_runs=True):
+    """A real `tensorboard` on a free 127.0.0.1 port serving `logdir`; yields the port."""
+    exe = shutil.which("tensorboard") or os.path.join(
+        os.path.dirname(sys.executable), "tensorboard"
+    )
+    port = _free_port()
+    log = open(logdir.parent / "tb.log", "w")
+    p = subprocess.Popen(
+        [
+            exe,
+            "--logdir",
+            str(logdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--reload_interval",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                get_json(port, "/data/environment")
+                break
+            except OSError:
+                assert p.poll() is None, (logdir.parent / "tb.log").read_text()
+                assert time.time() < deadline, "tensorboard did not answer in 60 s"
+                time.sleep(0.5)
+        # wait until the runs are loaded
+        while (
+            wait_for_runs
+            and time.time() < deadline
+            and not get_json(port, "/data/plugin/scalars/tags")
+        ):
+            time.sleep(0.5)
+        yield port
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+        log.close()

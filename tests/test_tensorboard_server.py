@@ -1,13 +1,5 @@
 """A real `tensorboard` server serves every gradtrace family (issue: probes)."""
 
-import contextlib
-import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 
@@ -15,63 +7,8 @@ import pytest
 
 import gradtrace
 from tests.conftest import quiet
-from tests.helpers import mlp
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(port, path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-        return json.loads(r.read())
-
-
-@contextlib.contextmanager
-def _tensorboard(logdir):
-    """A real `tensorboard` on a free 127.0.0.1 port serving `logdir`; yields the port."""
-    exe = shutil.which("tensorboard") or os.path.join(
-        os.path.dirname(sys.executable), "tensorboard"
-    )
-    port = _free_port()
-    log = open(logdir.parent / "tb.log", "w")
-    p = subprocess.Popen(
-        [
-            exe,
-            "--logdir",
-            str(logdir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--reload_interval",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                _get(port, "/data/environment")
-                break
-            except OSError:
-                assert p.poll() is None, (logdir.parent / "tb.log").read_text()
-                assert time.time() < deadline, "tensorboard did not answer in 60 s"
-                time.sleep(0.5)
-        # wait until the runs are loaded
-        while time.time() < deadline and "train" not in _get(
-            port, "/data/plugin/scalars/tags"
-        ):
-            time.sleep(0.5)
-        yield port
-    finally:
-        p.terminate()
-        p.wait(timeout=30)
-        log.close()
+from tests.helpers import get_json as _get
+from tests.helpers import mlp, tensorboard_server
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +26,7 @@ def server(tmp_path_factory, xy_module):
         logdir=str(logdir),
         config=quiet(histogram_every=4),
     )
-    with _tensorboard(logdir) as port:
+    with tensorboard_server(logdir) as port:
         yield port
 
 
@@ -141,7 +78,7 @@ def test_a_gan_run_serves_every_family_of_both_models(tmp_path):
         logdir=str(logdir),
         config=quiet(histogram_every=4),
     )
-    with _tensorboard(logdir) as port:
+    with tensorboard_server(logdir) as port:
         train = _get(port, "/data/plugin/scalars/tags")["train"]
         for family in ("gradients", "weights", "updates", "activations"):
             for layer in ("generator/conv1", "discriminator/conv1", "hidden"):
