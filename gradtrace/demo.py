@@ -304,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     w = max(len(s[0]) for s in summary)
     for name, expected, found, verdict in summary:
         print(f"  {name:<{w}}  expected: {expected:<20} found: {found}  [{verdict}]")
-    print(f"\nSee it all in TensorBoard:\n  tensorboard --logdir {logdir}")
+    print(
+        f"\nSee it all in TensorBoard:\n  tensorboard --logdir {logdir}\n"
+        "  (the gradtrace tab shows each run's findings, its layer x step health "
+        "map and its step timing)"
+    )
     worst = next((n for n, _, found, _ in summary if found != "-"), names[0])
     print(f"or in the terminal:\n  gradtrace report {os.path.join(logdir, worst)}")
     return 0

@@ -16,6 +16,7 @@ def test_demo_scenario_prints_what_it_found_and_the_tensorboard_command(
     assert "exploding_gradient at step" in out
     assert "[caught]" in out
     assert f"tensorboard --logdir {logdir}" in out
+    assert "the gradtrace tab shows" in out
     with open(
         os.path.join(logdir, "exploding", "findings.jsonl"), encoding="utf-8"
     ) as f:
