@@ -207,7 +207,9 @@ class GradtracePlugin(base_plugin.TBPlugin):
         path = os.path.join(STATIC_DIR, name)
         with open(path, "rb") as f:
             body = f.read()
-        kind = "text/javascript" if name.endswith(".js") else mimetypes.guess_type(path)[0]
+        kind = (
+            "text/javascript" if name.endswith(".js") else mimetypes.guess_type(path)[0]
+        )
         return http_util.Respond(request, body, kind or "application/octet-stream")
 
     @wrappers.Request.application
