@@ -194,6 +194,18 @@ def test_runs_findings_health_timing_routes(plugin):
     assert json.loads(body)["layers"] == [HOSTILE]
 
 
+def test_heatmap_images_at_step_0_and_the_runs_end(logdir):
+    # A 32-step run (< 100 steps): the images show more than step 0's column.
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+
+    ea = EventAccumulator(str(logdir / "dead" / "train"), size_guidance={"tensors": 0})
+    ea.Reload()
+    for tag in ("gradients/heatmap", "updates/heatmap"):
+        assert [e.step for e in ea.Tensors(tag)] == [0, 31], tag
+
+
 def test_bad_requests_and_path_traversal_are_refused(plugin):
     assert _get(plugin, "/findings", run="../../etc")[0] == 404
     assert _get(plugin, "/findings")[0] == 404
@@ -271,6 +283,13 @@ def test_tab_in_a_real_tensorboard_and_a_real_browser(logdir, tmp_path):
                 tip.wait_for(state="visible", timeout=5000)
                 text = tip.inner_text()
                 assert "layer dead_layer" in text and "gradient RMS 0" in text, text
+                # clicking a row draws that layer's series
+                labels.nth(1).click()
+                tab.locator("canvas.series").wait_for(timeout=5000)
+                assert (
+                    "dead_layer: gradient RMS"
+                    in tab.locator(".series-box h2").inner_text()
+                )
                 # choosing another quantity redraws the map
                 tab.select_option("select.quantity-picker", "dead_frac")
                 tab.wait_for_function(
