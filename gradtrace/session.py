@@ -102,18 +102,30 @@ class Session:
         self.jsonl = None
         self.console = None
         if logdir is not None:
+            import tensorflow as tf
+
+            from .sinks.guard import Guarded
             from .sinks.jsonl import JsonlSink
             from .sinks.tensorboard import TensorBoardSink
 
-            self.tb = TensorBoardSink(logdir)
-            self.jsonl = JsonlSink(os.path.join(logdir, tags.FINDINGS_FILE))
+            # Logging never stops training (see sinks.guard).
+            errors = (OSError, tf.errors.OpError)
+            self.tb = Guarded(
+                TensorBoardSink(logdir), "TensorBoard event files", logdir, errors
+            )
+            self.jsonl = Guarded(
+                JsonlSink(os.path.join(logdir, tags.FINDINGS_FILE)),
+                tags.FINDINGS_FILE,
+                logdir,
+                errors,
+            )
         if config.console:
             from .sinks.console import ConsoleSink
 
             self.console = ConsoleSink()
         self.book = FindingBook(self._on_finding)
         self.diagnoser = None
-        self.global_step = int(first_step)
+        self.global_step = self._first_step = int(first_step)
         # Steps whose body returns its logs (a custom train_step, a Tracer
         # function): the scalars it returns, and the one the loss rules judge.
         self.loss_key = None
@@ -146,7 +158,14 @@ class Session:
         cfg = self.config
         step = self.global_step
         variant = "light"
-        if self.step_fn.heavy is not None and step % cfg.histogram_every == 0:
+        heavy = self.step_fn.heavy
+        if heavy is not None and (
+            step % cfg.histogram_every == 0
+            # A run that starts mid-count (resumed, or its optimizer already
+            # counted steps) compiles its heavy variant at its first step, as
+            # a fresh run does at step 0: no later step stalls for a compile.
+            or (step == self._first_step and self.step_fn.trace_counts["heavy"] == 0)
+        ):
             variant = "heavy"
         counts = self.step_fn.trace_counts
         traces = counts[variant]
@@ -341,7 +360,18 @@ class Session:
         if self.logdir is not None:
             from . import runinfo
 
-            runinfo.write(self.logdir, self.config, infos)
+            try:
+                runinfo.write(self.logdir, self.config, infos)
+            except OSError as e:
+                import warnings
+
+                warnings.warn(
+                    f"gradtrace: cannot write {runinfo.RUN_FILE} in logdir "
+                    f"{self.logdir!r} ({type(e).__name__}: {e}); training and "
+                    "diagnosis go on.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         self._n_params = np.array([i.n_params for i in infos], dtype=np.float64)
         self.diagnoser = Diagnoser(self.config, infos, self.book)
         for layer, names in self.step_fn.no_gradient.items():

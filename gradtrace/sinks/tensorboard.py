@@ -17,6 +17,7 @@ Tags come from `gradtrace.tags`.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import struct
@@ -40,6 +41,7 @@ from tensorboard.plugins.text import metadata as text_metadata
 from .. import tags
 
 FLUSH_SECS = 2.0
+_WRITERS = itertools.count()  # event files opened by this process
 _SCALAR_META = scalar_metadata.create_summary_metadata("", "").SerializeToString()
 _HISTOGRAM_META = histogram_metadata.create_summary_metadata("", "").SerializeToString()
 
@@ -253,10 +255,14 @@ class _Run:
     # -- the file ------------------------------------------------------------
     def _open(self):
         os.makedirs(self.path, exist_ok=True)
-        name = "events.out.tfevents.%d.%s.%d.gradtrace.v2" % (
+        # Unique per writer: two writers of one process in the same second
+        # (quick resumed fits into one logdir) must not overwrite each
+        # other's file. Names sort in creation order, as TensorBoard reads them.
+        name = "events.out.tfevents.%d.%s.%d.%06d.gradtrace.v2" % (
             int(time.time()),
             socket.gethostname(),
             os.getpid(),
+            next(_WRITERS),
         )
         self._writer = tf.io.TFRecordWriter(os.path.join(self.path, name))
         first = event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2")
