@@ -226,19 +226,24 @@ class GradtracePlugin(base_plugin.TBPlugin):
             return err
         return _json(request, self._findings(found[2]))
 
-    def _quantity(self, request):
+    def _request_quantity(self, request):
+        """(ctx, eid, run, train run, quantity) of a request, or an error."""
+        found, err = self._request_run(request)
+        if err is not None:
+            return None, err
         q = request.args.get("quantity", "grad_rms")
-        return q if q in QUANTITIES else None
+        if q not in QUANTITIES:
+            return None, _error(
+                request, f"quantity must be one of {sorted(QUANTITIES)}."
+            )
+        return (*found, q), None
 
     @wrappers.Request.application
     def _serve_health(self, request):
-        found, err = self._request_run(request)
+        found, err = self._request_quantity(request)
         if err is not None:
             return err
-        ctx, eid, run, train = found
-        q = self._quantity(request)
-        if q is None:
-            return _error(request, f"quantity must be one of {sorted(QUANTITIES)}.")
+        ctx, eid, run, train, q = found
         family, stat = QUANTITIES[q]
         layers = self._layers(run)
         if not layers:  # no gradtrace.json: layers as the tags name them
@@ -272,13 +277,10 @@ class GradtracePlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def _serve_series(self, request):
-        found, err = self._request_run(request)
+        found, err = self._request_quantity(request)
         if err is not None:
             return err
-        ctx, eid, run, train = found
-        q = self._quantity(request)
-        if q is None:
-            return _error(request, f"quantity must be one of {sorted(QUANTITIES)}.")
+        ctx, eid, _, train, q = found
         family, stat = QUANTITIES[q]
         tag = tags.layer_tag(family, request.args.get("layer", ""), stat)
         points = self._read(ctx, eid, train, [tag]).get(tag)
