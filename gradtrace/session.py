@@ -372,6 +372,19 @@ class Session:
                     RuntimeWarning,
                     stacklevel=2,
                 )
+        nested = getattr(self.step_fn.recorder, "nested_applies", 0)
+        if nested:
+            import warnings
+
+            warnings.warn(
+                f"gradtrace: {nested} optimizer.apply call(s) of the step ran inside "
+                "a tf.cond or tf.while_loop, whose tensors cannot be read from the "
+                "step's graph: their gradients and updates are not recorded. Call "
+                "the optimizer outside such blocks (a Python loop unrolls in the "
+                "traced step) to have them recorded.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self._n_params = np.array([i.n_params for i in infos], dtype=np.float64)
         self.diagnoser = Diagnoser(self.config, infos, self.book)
         for layer, names in self.step_fn.no_gradient.items():

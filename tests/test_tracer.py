@@ -296,3 +296,32 @@ def test_a_trained_variable_no_layer_owns_is_reported_by_its_path(tmp_path):
     assert f"updates/{token.path}/ratio" in s
     assert "activations/frozen/mean" in s and "gradients/frozen/norm" not in s
     assert not tracer.findings
+
+
+def test_an_apply_inside_tf_cond_is_not_recorded_and_says_so():
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, name="lin")])
+    opt = keras.optimizers.SGD(0.1)
+    x = _states()[:8]
+    with (
+        pytest.warns(RuntimeWarning, match=r"1 optimizer.apply call.*tf.cond"),
+        gradtrace.Tracer(config=quiet()) as tracer,
+    ):
+
+        @tracer.step
+        def train_step(xb):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(m(xb) - 1.0))
+            grads = tape.gradient(loss, m.trainable_variables)
+
+            def apply():
+                opt.apply_gradients(zip(grads, m.trainable_variables))
+                return tf.constant(True)
+
+            tf.cond(loss > 0, apply, lambda: tf.constant(False))
+            return loss
+
+        w0 = m.get_weights()[0].copy()
+        train_step(x)
+    assert not np.allclose(m.get_weights()[0], w0)  # it trained
+    assert len(tracer.step_times) == 1 and not tracer.findings

@@ -147,7 +147,13 @@ class Recording(intercept.Listener):
             optimizer._trainable_variables if variables is None else variables
         )
         present = [g for g in grads if g is not None]
-        if not all(self._in_graph(g) for g in present):
+        nested = (
+            self.graph is not None
+            and tf.compat.v1.get_default_graph() is not self.graph
+        )
+        if nested or not all(self._in_graph(g) for g in present):
+            # Inside a tf.cond / tf.while_loop of the body: its tensors cannot
+            # be read from the step's graph. Counted; the host warns once.
             self.nested_applies += 1
             return proceed()
         if self.n_replicas > 1:
