@@ -42,14 +42,9 @@ def leaf_layers(model) -> list:
     return out
 
 
-def select(layers: list, patterns: tuple[str, ...] | None) -> list:
-    if patterns is None:
-        return list(layers)
-    return [
-        layer
-        for layer in layers
-        if any(fnmatch.fnmatchcase(layer.name, p) for p in patterns)
-    ]
+def selected(layer, patterns: tuple[str, ...] | None) -> bool:
+    """Whether `Config.layers` (fnmatch patterns on `layer.name`) probes it."""
+    return patterns is None or any(fnmatch.fnmatchcase(layer.name, p) for p in patterns)
 
 
 def activation_kind(layer) -> str:

@@ -131,7 +131,6 @@ class Session:
         self.loss_key = None
         self.scalar_keys: tuple[str, ...] | None = None
         self._n_params = None
-        self._loss_scale = None
         self._last_heatmap = None
         # Recent records for the heatmap images: kept only when they are drawn.
         self._recent = (

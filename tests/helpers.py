@@ -35,6 +35,29 @@ def mlp(seed=0, hidden=16, n_in=8, n_out=2, reg=None, activation="relu"):
     return m
 
 
+def dead_mlp(dead_name="dead"):
+    """8 -> relu 16 ("alive") -> relu 16 with bias -10 (dead: every unit
+    outputs 0) -> softmax 2 ("out"); SGD, sparse categorical cross-entropy."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu", name="alive"),
+            keras.layers.Dense(
+                16,
+                activation="relu",
+                bias_initializer=keras.initializers.Constant(-10.0),
+                name=dead_name,
+            ),
+            keras.layers.Dense(2, activation="softmax", name="out"),
+        ]
+    )
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    return m
+
+
 def read_scalars(run_dir: str) -> dict[str, list[tuple[int, float]]]:
     """{tag: [(step, value), ...]} of every scalar in a run folder."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

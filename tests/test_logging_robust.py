@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import gradtrace
 from tests.conftest import quiet
-from tests.helpers import mlp, read_scalars, weights_close
+from tests.helpers import dead_mlp, mlp, read_scalars, weights_close
 
 
 def _fit(model, x, y, logdir, **kw):
@@ -61,20 +61,7 @@ def test_logdir_removed_mid_run_keeps_training_and_findings(tmp_path, xy):
             if batch == 3 and logdir.exists():
                 shutil.rmtree(logdir)
 
-    keras.utils.set_random_seed(0)
-    m = keras.Sequential(
-        [
-            keras.Input((8,)),
-            keras.layers.Dense(
-                16,
-                activation="relu",
-                bias_initializer=keras.initializers.Constant(-10.0),
-                name="dead",
-            ),
-            keras.layers.Dense(2, activation="softmax", name="out"),
-        ]
-    )
-    m.compile("sgd", "sparse_categorical_crossentropy")
+    m = dead_mlp()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         h = _fit(m, x, y, logdir, epochs=3, callbacks=[Remove()])

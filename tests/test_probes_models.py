@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import gradtrace
 from tests.conftest import quiet
-from tests.helpers import read_scalars, read_tags
+from tests.helpers import dead_mlp, read_scalars, read_tags
 
 
 def _fit(model, x, y, tmp_path, **kw):
@@ -66,22 +66,7 @@ def test_values_equal_a_manual_tape_on_the_same_batch(tmp_path):
 
 def test_dead_layer_with_bias_minus_10(tmp_path, xy):
     x, y = xy
-    keras.utils.set_random_seed(0)
-    m = keras.Sequential(
-        [
-            keras.Input((8,)),
-            keras.layers.Dense(16, activation="relu", name="alive"),
-            keras.layers.Dense(
-                16,
-                activation="relu",
-                bias_initializer=keras.initializers.Constant(-10.0),
-                name="dead",
-            ),
-            keras.layers.Dense(2, activation="softmax", name="out"),
-        ]
-    )
-    m.compile("sgd", "sparse_categorical_crossentropy")
-    _, s = _fit(m, x, y, tmp_path)
+    _, s = _fit(dead_mlp(), x, y, tmp_path)
     assert [v for _, v in s["activations/dead/dead_frac"]] == [1.0] * 8
     assert s["activations/alive/dead_frac"][0][1] < 0.5
     assert "activations/out/dead_frac" not in s  # softmax: not ReLU family

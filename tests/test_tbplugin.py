@@ -8,13 +8,12 @@ import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 
 import gradtrace
 from tests.conftest import quiet
-from tests.helpers import get_json, tensorboard_server
+from tests.helpers import dead_mlp, get_json, tensorboard_server
 
 HOSTILE = "<img src=x onerror=window.__pwned=1>"  # TF refuses it: a crafted logdir
 CHROMIUM = "/usr/bin/chromium"
@@ -68,21 +67,7 @@ def logdir(tmp_path_factory):
     """Two gradtrace runs: `dead` (a real fit, its 2nd hidden layer dead) and
     `hostile` (crafted names)."""
     root = tmp_path_factory.mktemp("tab")
-    keras.utils.set_random_seed(0)
-    m = keras.Sequential(
-        [
-            keras.Input((8,)),
-            keras.layers.Dense(16, activation="relu", name="alive"),
-            keras.layers.Dense(
-                16,
-                activation="relu",
-                bias_initializer=keras.initializers.Constant(-10.0),
-                name="dead_layer",
-            ),
-            keras.layers.Dense(2, activation="softmax", name="out"),
-        ]
-    )
-    m.compile("sgd", "sparse_categorical_crossentropy")
+    m = dead_mlp("dead_layer")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(512, 8)).astype("float32")
     y = (x[:, 0] > 0).astype("int64")

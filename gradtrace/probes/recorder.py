@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fnmatch
 
 import numpy as np
 import tensorflow as tf
@@ -255,20 +254,14 @@ class Recorder:
                     if _key(v) in rec.variables and _key(v) not in owner:
                         owner[_key(v)] = id(layer)
                         candidates.setdefault(id(layer), _Unit(layer, model))
-        keys_of: dict[int, list] = {}
-        for k in rec.variables:
-            if k in owner:
-                keys_of.setdefault(owner[k], []).append(k)
-        order = [i for i in rec.units] + [
-            i for i in candidates if i not in rec.units and i in keys_of
-        ]
+        # Called units in call order, then uncalled layers that own an
+        # applied variable (added above only in that case).
+        order = list(candidates)
         names = _unique_names([candidates[i] for i in order])
         rows = []
         for i, name in zip(order, names):
             unit = candidates[i]
-            if patterns is not None and not any(
-                fnmatch.fnmatchcase(unit.layer.name, p) for p in patterns
-            ):
+            if not layers_mod.selected(unit.layer, patterns):
                 continue
             keys = [
                 _key(v)
