@@ -108,6 +108,14 @@ class Config:
     slow_step_min_ms: float = 40.0
     slow_step_window: int = 200
     slow_step_warmup: int = 10
+    # What a slow step must cost to be a finding: alone, an excess over the
+    # median of at least `slow_step_stall_ms` (a stall a person notices);
+    # else at least `slow_step_recur` slow steps within the last
+    # `slow_step_window` steps whose excess adds up to `slow_step_share` of
+    # that window's time. One jittery step of tens of ms is neither.
+    slow_step_stall_ms: float = 200.0
+    slow_step_recur: int = 3
+    slow_step_share: float = 0.05
     # input_bound: over each `input_bound_window` comparable steps, data_ms is
     # at least this share of total_ms and at least `input_bound_min_ms` a step.
     input_bound_share: float = 0.5
@@ -179,6 +187,9 @@ class Config:
         _check_float("slow_step_min_ms", self.slow_step_min_ms)
         _check_int("slow_step_window", self.slow_step_window, minimum=3)
         _check_int("slow_step_warmup", self.slow_step_warmup, minimum=3)
+        _check_float("slow_step_stall_ms", self.slow_step_stall_ms)
+        _check_int("slow_step_recur", self.slow_step_recur, minimum=1)
+        _check_float("slow_step_share", self.slow_step_share, maximum=1.0)
         if self.slow_step_warmup > self.slow_step_window:
             raise ValueError(
                 "`slow_step_warmup` must be <= `slow_step_window` (the baseline "

@@ -125,7 +125,14 @@ class FindingBook:
                 hint=hint,
             )
         else:
-            f = dataclasses.replace(old, last_step=int(step), count=old.count + 1)
+            # A rule may file an earlier step late (recurring slow steps are
+            # findings once they add up): step/last_step stay the extremes.
+            f = dataclasses.replace(
+                old,
+                step=min(old.step, int(step)),
+                last_step=max(old.last_step, int(step)),
+                count=old.count + 1,
+            )
         self._by_key[key] = f
         if self._on_change is not None:
             self._on_change(f, old is None)

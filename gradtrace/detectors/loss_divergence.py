@@ -2,11 +2,20 @@
 
 Rule: with ``m`` the median of the last `Config.loss_window` finite losses
 (default 10 steps), the loss diverges when ``m`` is above
-`Config.loss_divergence_factor` (default 10) times the lowest such median
-seen so far *and* above the median of the first window (the loss is now
-worse than where training started). Model-wide (``layer=None``). The median
-ignores single noisy batches; the second condition keeps a loss that went
-from 1e-4 to 1e-3 near convergence from counting. A non-finite loss is
+`Config.loss_divergence_factor` (default 10) times the best *level* so far
+*and* above the median of the first window (the loss is now worse than where
+training started). The level is the median of the last
+``LONG_WINDOWS * loss_window`` losses (50 by default; fewer at the start);
+the best level is its lowest value so far. Model-wide (``layer=None``).
+
+A short median now against a long median as the reference tells a rising
+loss from a noisy one: a loss whose batches swing 20x (class weights, a few
+positives per batch) has 10-batch medians that dip far below its level by
+luck, and a best taken from those dips made a falling loss look 14x
+"diverged"; a 50-batch median does not dip like that. A real divergence
+rises by orders of magnitude within a few windows and is seen as soon as the
+10-batch median crosses. The second condition keeps a loss that went from
+1e-4 to 1e-3 near convergence from counting. A non-finite loss is
 `non_finite`'s finding.
 """
 
@@ -22,6 +31,7 @@ from . import Detection
 from ._common import sci
 
 KIND = "loss_divergence"
+LONG_WINDOWS = 5  # the reference level: the median of this many windows
 HINT = (
     "Lower the learning rate (e.g. 10x) or add a warm-up; clip gradients "
     "(optimizer clipnorm=1.0); check the loss matches the targets' scale."
@@ -35,8 +45,9 @@ class LossDivergenceDetector:
 
     def __init__(self, config, layers: tuple[LayerInfo, ...]):
         self.config = config
+        self.w = int(config.loss_window)
         self.window: collections.deque[float] = collections.deque(
-            maxlen=config.loss_window
+            maxlen=LONG_WINDOWS * self.w
         )
         self.start: float | None = None
         self.best: float | None = None
@@ -51,27 +62,30 @@ class LossDivergenceDetector:
         if not losses.size:
             return []
         steps = block.steps[finite].tolist()
-        w = self.window.maxlen
+        w, long = self.w, self.window.maxlen
         old = len(self.window)
         seq = np.concatenate([np.asarray(self.window, dtype=np.float64), losses])
         self.window.extend(losses.tolist())
-        # The median of the last w finite losses, at each new loss that has
-        # w of them (one numpy call for the whole block).
+        # At each new loss i with at least w before it (inclusive): the
+        # median of the last w, and of the last min(i + 1, long) losses.
         first = max(old, w - 1)
         if first >= len(seq):
             return []
-        medians = np.median(sliding_window_view(seq, w)[first - w + 1 :], axis=1)
+        short = np.median(sliding_window_view(seq, w)[first - w + 1 :], axis=1)
+        levels = []
+        for i in range(first, len(seq)):
+            levels.append(float(np.median(seq[max(0, i + 1 - long) : i + 1])))
         out = []
-        for m, step in zip(medians.tolist(), steps[first - old :]):
-            out += self._check(m, step)
+        for m, level, step in zip(short.tolist(), levels, steps[first - old :]):
+            out += self._check(m, level, step)
         return out
 
-    def _check(self, m: float, step: int) -> list[Detection]:
+    def _check(self, m: float, level: float, step: int) -> list[Detection]:
         cfg = self.config
         if self.start is None:
             self.start = m
-        if self.best is None or m < self.best:
-            self.best, self.best_step = m, step
+        if self.best is None or level < self.best:
+            self.best, self.best_step = level, step
         if not (m > cfg.loss_divergence_factor * self.best and m > self.start):
             return []
         factor = m / self.best if self.best > 0 else float("inf")
@@ -83,9 +97,10 @@ class LossDivergenceDetector:
                 value=factor,
                 threshold=float(cfg.loss_divergence_factor),
                 message=(
-                    f"The training loss (median of the last {len(self.window)} "
-                    f"steps) rose to {sci(m)}, {sci(factor)}x its best "
-                    f"{sci(self.best)} at step {self.best_step} and above its "
+                    f"The training loss (median of the last {self.w} "
+                    f"steps) rose to {sci(m)}, {sci(factor)}x its best level "
+                    f"{sci(self.best)} (a median of up to {self.window.maxlen} "
+                    f"steps, at step {self.best_step}) and above its "
                     f"start {sci(self.start)} (threshold "
                     f"{sci(cfg.loss_divergence_factor)}x)."
                 ),

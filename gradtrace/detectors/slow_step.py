@@ -6,7 +6,16 @@ Rule (every threshold is a `gradtrace.Config` field):
                               median + slow_step_mads * 1.4826 * MAD,
                               median + slow_step_min_ms)
 
-where median and MAD (median absolute deviation; 1.4826 * MAD estimates one
+and such a step is a finding only if it costs something a person would act
+on (jitter of tens of ms on a few-ms step is not):
+
+    finding  <=>  excess >= slow_step_stall_ms                       (a stall)
+              or  at least slow_step_recur slow steps within the last
+                  slow_step_window steps whose excesses add up to at
+                  least slow_step_share of that window's time        (recurring)
+
+with ``excess = total_ms - median``. Defaults: 200 ms; 3 steps and 5%.
+Where median and MAD (median absolute deviation; 1.4826 * MAD estimates one
 standard deviation of normal jitter) are taken over the last
 `slow_step_window` comparable steps. Light and heavy (histogram) steps keep
 separate baselines, since a heavy step is legitimately slower; a baseline
@@ -26,6 +35,7 @@ Numpy only: never imports TensorFlow.
 from __future__ import annotations
 
 import collections
+import dataclasses
 
 import numpy as np
 
@@ -128,6 +138,13 @@ class SlowStepDetector:
         self.min_ms = float(config.slow_step_min_ms)
         self.warmup = int(config.slow_step_warmup)
         self.window = int(config.slow_step_window)
+        self.stall_ms = float(getattr(config, "slow_step_stall_ms", 0.0))
+        self.recur = int(getattr(config, "slow_step_recur", 1))
+        self.share = float(getattr(config, "slow_step_share", 0.0))
+        # Slow steps of the window below the stall: [step, excess ms,
+        # Detection or None once reported]
+        self._recent: collections.deque[list] = collections.deque()
+        self._step_ms = collections.deque(maxlen=self.window)  # (step, total)
         self._base = {False: _Baseline(self.window), True: _Baseline(self.window)}
         self._thr: dict[bool, float | None] = {False: None, True: None}
         self.causes: collections.Counter[str] = collections.Counter()  # slow steps
@@ -159,9 +176,40 @@ class SlowStepDetector:
                 total -= max(t.data_ms - base.stats[0][1], 0.0)
             if total > thr:
                 med = base.stats[0]
-                out.append(self._detection(t, total, thr, med, first_of_epoch))
+                d = self._detection(t, total, thr, med, first_of_epoch)
+                out += self._costly(t.step, total - med[0], d)
+        self._step_ms.append((t.step, t.total_ms))
         if not first_of_epoch and not t.retraced:
             base.add(t)
+        return out
+
+    def _costly(self, step: int, excess: float, d: Detection) -> list[Detection]:
+        """The slow steps that are findings now: a stall at once; recurring
+        slow steps (each of them, the earlier ones of the window included)
+        once they add up."""
+        recent = self._recent
+        while recent and recent[0][0] <= step - self.window:
+            recent.popleft()
+        if excess >= self.stall_ms:
+            recent.append([step, excess, None])  # reported now; still recurs
+            return [d]
+        recent.append([step, excess, d])
+        if len(recent) < self.recur:
+            return []
+        span = sum(ms for s, ms in self._step_ms if s > step - self.window)
+        added = sum(e[1] for e in recent)
+        if added < self.share * max(span + excess, 1e-9):
+            return []
+        out = [e[2] for e in recent if e[2] is not None]
+        for e in recent:
+            e[2] = None  # reported
+        last = out[-1]
+        note = (
+            f" Slow steps recur: {len(recent)} within the last {self.window} steps "
+            f"added {added:.0f} ms ({100 * added / max(span + excess, 1e-9):.0f}% "
+            "of that time)."
+        )
+        out[-1] = dataclasses.replace(last, message=last.message + note)
         return out
 
     def _detection(self, t: StepTime, total, thr, med, first_of_epoch) -> Detection:

@@ -14,8 +14,11 @@ parameter RMS so layers of different sizes compare. Relative *and* absolute:
 a converged model has tiny gradients everywhere (not vanishing), and a layer
 may legitimately get 1000x less gradient than the output when all gradients
 are large. Skipped: output layers (the reference), layers without gradient
-(NaN), and layers whose zero gradient is explained by a dead ReLU layer at or
-after them (that is `dead_relu`'s finding), and Embedding layers (their
+(NaN), and layers whose zero gradient is explained by an entirely dead ReLU
+layer at or after them (every unit dead: nothing can pass; that is
+`dead_relu`'s finding). A ReLU layer that is only mostly dead still passes
+gradient through its live units, so a tiny gradient behind it is judged (a
+tiny initialisation kills most units *and* vanishes the gradient), and Embedding layers (their
 gradient touches only the rows looked up in the batch). DeepDiagnosis' mean |dW| < 1e-7
 alone would flag every well-converged model.
 """
@@ -29,6 +32,9 @@ from . import Detection
 from ._common import LayerDetector, column, grad_rms, more_layers, sci
 
 KIND = "vanishing_gradient"
+# A ReLU layer blocks the gradient only when every unit is dead.
+BLOCKED = 1.0
+
 # Layers whose gradient touches only the rows looked up in the batch: their
 # RMS over every parameter is small by design, not vanishing.
 SPARSE_GRADIENT = frozenset({"Embedding"})
@@ -116,7 +122,7 @@ class VanishingGradientDetector(LayerDetector):
             return True
         all_rms = block.grad_rms
         all_dead = self.layer_mask(names, _relu) & (
-            block.column("act_dead_frac") >= cfg.dead_relu_frac
+            block.column("act_dead_frac") >= BLOCKED
         )
         outs_all = self.layer_mask(names, _output)
         skip_all = self.layer_mask(names, _not_judged)
@@ -153,7 +159,7 @@ class VanishingGradientDetector(LayerDetector):
         if not stats.layers:
             return []
         all_rms = grad_rms(stats)
-        all_covered = dead_from(stats, self.info, cfg.dead_relu_frac)
+        all_covered = dead_from(stats, self.info, BLOCKED)
         hits = []  # (j, ratio, reference layer, reference RMS)
         for cols in self._groups(stats.layers):
             sub = _Subset(stats, cols)
@@ -162,7 +168,7 @@ class VanishingGradientDetector(LayerDetector):
             if ref_j < 0 or not ref > 0:
                 continue
             covered = (
-                dead_from(sub, self.info, cfg.dead_relu_frac)
+                dead_from(sub, self.info, BLOCKED)
                 if len(cols) < len(stats.layers)
                 else all_covered
             )
