@@ -94,6 +94,11 @@ class Config:
     loss_divergence_factor: float = 10.0
     # loss_divergence: steps in the loss median (smoothing).
     loss_window: int = 10
+    # zero_gradient: every gradient exactly 0 at this many consecutive steps
+    zero_gradient_steps: int = 3
+    # input_scale: estimated RMS of the first layer's pre-activations at the
+    # first batch, rms(x) * sqrt(fan_in) * rms(kernel), above this
+    input_scale_max: float = 10.0
     # --- end diagnosis thresholds ---
 
     # --- timing thresholds (slow_step / input_bound / retracing, profiler) ---
@@ -165,8 +170,14 @@ class Config:
         # --- diagnosis validation ---
         for name in ("diagnosis_warmup",):
             _check_int(name, getattr(self, name), minimum=0)
-        for name in ("diagnosis_patience", "exploding_window", "loss_window"):
+        for name in (
+            "diagnosis_patience",
+            "exploding_window",
+            "loss_window",
+            "zero_gradient_steps",
+        ):
             _check_int(name, getattr(self, name), minimum=1)
+        _check_float("input_scale_max", self.input_scale_max)
         for name in ("dead_relu_frac", "saturation_frac"):
             _check_float(name, getattr(self, name), minimum=0.0, maximum=1.0)
         for name in ("vanishing_ratio", "vanishing_rms", "update_ratio_min"):

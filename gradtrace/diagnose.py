@@ -3,6 +3,8 @@
 The live fit loop and `gradtrace report` both feed a `Diagnoser` the same
 records, so both apply exactly the same rules:
 
+- `observe_setup(SetupFacts, step)` once, at the first step: the rules over
+  how the output layer, the loss and the data fit (`SETUP_DETECTORS`);
 - `observe_stats(StepStats)` once per step, in step order: every per-step
   detector (`STATS_DETECTORS`) judges it;
 - `observe_time(StepTime)` once per step: the timing detectors
@@ -22,21 +24,25 @@ from __future__ import annotations
 from .detectors import Detection
 from .detectors.dead_relu import DeadReluDetector
 from .detectors.exploding_gradient import ExplodingGradientDetector
+from .detectors.input_scale import InputScaleDetector
 from .detectors.loss_divergence import LossDivergenceDetector
+from .detectors.loss_mismatch import LossMismatchDetector
 from .detectors.loss_scale import LossScaleDetector
 from .detectors.non_finite import NonFiniteDetector
 from .detectors.saturation import SaturationDetector
 from .detectors.timing import TimingDetector
 from .detectors.update_ratio import UpdateRatioDetector
 from .detectors.vanishing_gradient import VanishingGradientDetector
+from .detectors.zero_gradient import ZeroGradientDetector
 from .findings import FindingBook
-from .records import LayerInfo, StatsBlock, StepStats, StepTime
+from .records import LayerInfo, SetupFacts, StatsBlock, StepStats, StepTime
 
 # Per-step detectors, in the order their findings are made within one step:
 # the NaN origin first (it stops the run), then model-wide, then per layer.
 STATS_DETECTORS = (
     NonFiniteDetector,
     LossScaleDetector,
+    ZeroGradientDetector,
     ExplodingGradientDetector,
     LossDivergenceDetector,
     VanishingGradientDetector,
@@ -44,6 +50,9 @@ STATS_DETECTORS = (
     SaturationDetector,
     UpdateRatioDetector,
 )
+
+# Rules over the run's setup (`SetupFacts`), judged once at its first step.
+SETUP_DETECTORS = (LossMismatchDetector, InputScaleDetector)
 
 
 class Diagnoser:
@@ -72,8 +81,14 @@ class Diagnoser:
         self.book = book
         self.stop_requested = False
         self.detectors = [cls(config, self.layers) for cls in STATS_DETECTORS]
+        self.setup_detectors = [cls(config, self.layers) for cls in SETUP_DETECTORS]
         self.timing = TimingDetector(config)
         self._finished = False
+
+    def observe_setup(self, facts: SetupFacts, step: int) -> None:
+        """The setup rules, once, at the run's first step `step`."""
+        for detector in self.setup_detectors:
+            self._file(detector.observe_setup(facts, step))
 
     def observe_stats(self, stats: StepStats) -> None:
         for detector in self.detectors:

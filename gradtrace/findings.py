@@ -21,11 +21,14 @@ __all__ = ["Finding", "KINDS", "SEVERITIES"]
 # order for equal severity.
 KINDS = {
     "non_finite": "error",
+    "loss_mismatch": "error",
+    "zero_gradient": "error",
     "exploding_gradient": "error",
     "loss_divergence": "error",
     "vanishing_gradient": "warning",
     "dead_relu": "warning",
     "saturation": "warning",
+    "input_scale": "warning",
     "update_ratio": "warning",
     "slow_step": "warning",
     "straggler": "warning",

@@ -17,7 +17,14 @@ import functools
 
 import numpy as np
 
-__all__ = ["LayerInfo", "StepStats", "StatsBlock", "StepTime", "LAYER_FIELDS"]
+__all__ = [
+    "LayerInfo",
+    "StepStats",
+    "StatsBlock",
+    "StepTime",
+    "SetupFacts",
+    "LAYER_FIELDS",
+]
 
 # The per-layer statistics, in the column order of the packed step output.
 GRAD_FIELDS = ("grad_norm", "grad_max_abs", "grad_zero_frac", "grad_nonfinite")
@@ -67,6 +74,49 @@ class LayerInfo:
     @property
     def saturating(self) -> bool:
         return self.activation in ("sigmoid", "tanh")
+
+
+@dataclasses.dataclass(frozen=True)
+class SetupFacts:
+    """What the first step shows about how the model, loss and data fit.
+
+    Gathered once on the host from the model, its compiled loss and the first
+    batch (`gradtrace.probes.setup`); judged by `loss_mismatch` and
+    `input_scale`. Every field may be None (unknown: that rule stays quiet).
+
+    Attributes:
+        output_layer: name of the layer that makes the (single) output.
+        output_activation: ``"softmax"``, ``"sigmoid"``, ``"tanh"``,
+            ``"relu"`` (ReLU family, softplus: >= 0), ``"linear"``,
+            ``"other"``.
+        output_units: size of the output's last axis.
+        loss: canonical loss name, e.g. ``"categorical_crossentropy"``.
+        from_logits: the loss's ``from_logits`` (None if it has none).
+        target_min, target_max: range of the first batch's targets.
+        target_integer: every target of the first batch is a whole number.
+        input_layer: the first layer that sees the inputs (after layers that
+            only reshape or drop values).
+        input_class: its class name.
+        input_fan_in: inputs per unit of its kernel (Dense: input size;
+            Conv: kernel size x input channels).
+        input_weight_rms: RMS of its initial kernel.
+        input_rms, input_max_abs: RMS and max |x| of the first batch.
+    """
+
+    output_layer: str | None = None
+    output_activation: str | None = None
+    output_units: int | None = None
+    loss: str | None = None
+    from_logits: bool | None = None
+    target_min: float | None = None
+    target_max: float | None = None
+    target_integer: bool | None = None
+    input_layer: str | None = None
+    input_class: str | None = None
+    input_fan_in: int | None = None
+    input_weight_rms: float | None = None
+    input_rms: float | None = None
+    input_max_abs: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,8 @@ Data contract (format_version 1), written once when the step is first traced:
 
     {"format_version": 1,
      "config": {<every gradtrace.Config field>},
-     "layers": [{<every LayerInfo field>}, ...]}   # forward order
+     "layers": [{<every LayerInfo field>}, ...],   # forward order
+     "setup": {<every SetupFacts field>} | null}   # gradtrace.fit's first batch
 
 Never imports TensorFlow.
 """
@@ -15,13 +16,13 @@ import dataclasses
 import json
 import os
 
-from .records import LayerInfo
+from .records import LayerInfo, SetupFacts
 
 RUN_FILE = "gradtrace.json"
 FORMAT_VERSION = 1
 
 
-def write(logdir: str, config, layers) -> None:
+def write(logdir: str, config, layers, setup=None) -> None:
     cfg = dataclasses.asdict(config)
     if cfg.get("layers") is not None:
         cfg["layers"] = list(cfg["layers"])
@@ -29,6 +30,7 @@ def write(logdir: str, config, layers) -> None:
         "format_version": FORMAT_VERSION,
         "config": cfg,
         "layers": [dataclasses.asdict(info) for info in layers],
+        "setup": None if setup is None else dataclasses.asdict(setup),
     }
     path = os.path.join(logdir, RUN_FILE)
     tmp = path + ".tmp"
@@ -54,3 +56,12 @@ def read(logdir: str):
         )
     layers = tuple(LayerInfo(**d) for d in doc.get("layers", []))
     return dict(doc.get("config", {})), layers
+
+
+def read_setup(logdir: str) -> SetupFacts | None:
+    """The `SetupFacts` a run recorded (None: not recorded, e.g. a Tracer run)."""
+    path = os.path.join(logdir, RUN_FILE)
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    setup = doc.get("setup") if isinstance(doc, dict) else None
+    return SetupFacts(**setup) if isinstance(setup, dict) else None

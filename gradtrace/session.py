@@ -83,16 +83,29 @@ class Session:
             `Tracer`).
         first_step: the global step number of the first step.
         on_stop: called when a non-finite finding asks the run to stop.
+        setup: ``data -> SetupFacts | None``, called with the first batch
+            (`gradtrace.probes.setup.gather`); its facts are judged at the
+            first step (`loss_mismatch`, `input_scale`).
     """
 
     def __init__(
-        self, step_fn, config: Config, logdir, results, *, first_step=0, on_stop=None
+        self,
+        step_fn,
+        config: Config,
+        logdir,
+        results,
+        *,
+        first_step=0,
+        on_stop=None,
+        setup=None,
     ):
         self.config = config
         self.history = results
         self.logdir = logdir
         self.step_fn = step_fn
         self.on_stop = on_stop
+        self._setup = setup
+        self.setup_facts = None
         from .timing import DeviceMemory
 
         # Peak device memory: GPU only (guarded: not every device reports it).
@@ -166,6 +179,8 @@ class Session:
             or (step == self._first_step and self.step_fn.trace_counts["heavy"] == 0)
         ):
             variant = "heavy"
+        if self._setup is not None:
+            self.setup_facts, self._setup = self._setup(data), None
         counts = self.step_fn.trace_counts
         traces = counts[variant]
         fn = getattr(self.step_fn, variant)
@@ -360,7 +375,7 @@ class Session:
             from . import runinfo
 
             try:
-                runinfo.write(self.logdir, self.config, infos)
+                runinfo.write(self.logdir, self.config, infos, self.setup_facts)
             except OSError as e:
                 import warnings
 
@@ -386,6 +401,8 @@ class Session:
             )
         self._n_params = np.array([i.n_params for i in infos], dtype=np.float64)
         self.diagnoser = Diagnoser(self.config, infos, self.book)
+        if self.setup_facts is not None:
+            self.diagnoser.observe_setup(self.setup_facts, first_step)
         for layer, names in self.step_fn.no_gradient.items():
             self.book.add(
                 "no_gradient",

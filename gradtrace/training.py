@@ -13,6 +13,7 @@ callbacks (`CallbackList` with History and the progress bar) and validation
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 
@@ -156,6 +157,7 @@ def fit(
             else int(np.asarray(model.optimizer.iterations))
         ),
         on_stop=stop,
+        setup=None if step_fn.custom else functools.partial(_setup_facts, model),
     )
     model.stop_training = False
     try:
@@ -231,6 +233,12 @@ def fit(
         step_fn.steps_done = run.global_step
         run.close()
     return history
+
+
+def _setup_facts(model, data):
+    from .probes import setup
+
+    return setup.gather(model, data)
 
 
 def _symbolic_build(model, epoch_iterator):

@@ -6,7 +6,7 @@ import pytest
 
 from gradtrace import Config
 from gradtrace.detectors import Detection
-from gradtrace.diagnose import STATS_DETECTORS, Diagnoser
+from gradtrace.diagnose import SETUP_DETECTORS, STATS_DETECTORS, Diagnoser
 from gradtrace.findings import KINDS, FindingBook
 from gradtrace.records import StepTime
 
@@ -58,8 +58,11 @@ def test_every_detector_kind_is_a_known_kind():
         "dead_relu",
         "saturation",
         "update_ratio",
+        "zero_gradient",
     }
     assert kinds <= set(KINDS)
+    setup = {cls.kind for cls in SETUP_DETECTORS}
+    assert setup == {"loss_mismatch", "input_scale"} and setup <= set(KINDS)
 
 
 def test_healthy_stream_makes_no_finding():

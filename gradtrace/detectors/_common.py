@@ -213,3 +213,11 @@ class LayerDetector:
             message=message,
             hint=hint,
         )
+
+
+def zero_gradient_rows(g: np.ndarray) -> np.ndarray:
+    """``[K, L]`` gradient norms -> ``[K]``: some gradient was measured and
+    every measured one is exactly 0 (the loss does not reach the weights)."""
+    g = np.atleast_2d(g)
+    measured = ~np.isnan(g)
+    return measured.any(axis=1) & ~(measured & (g != 0)).any(axis=1)

@@ -10,6 +10,11 @@ step `Config.diagnosis_warmup` on (default 10).
 Why this and not "zeros per example": about half of a healthy ReLU layer's
 outputs are 0 for any one example; a unit is dead only when no example of the
 batch switches it on, and it stays dead over consecutive batches.
+
+Never at a step where every gradient of the model is exactly 0: then the loss
+does not reach the weights at all (softmax over one unit, a constant output:
+`zero_gradient`), and with a batch of one example a ReLU layer's silent units
+say nothing (AUTOTRAINER's published misdiagnosis of SO 31880720).
 DeepDiagnosis flags a node when >= 70% of its outputs are <= 0; AUTOTRAINER
 when >= 70% of gradient entries are exactly zero, both once per epoch.
 """
@@ -20,7 +25,7 @@ import numpy as np
 
 from ..records import StepStats
 from . import Detection
-from ._common import LayerDetector, column, pct
+from ._common import LayerDetector, column, pct, zero_gradient_rows
 
 KIND = "dead_relu"
 HINT = (
@@ -41,19 +46,20 @@ class DeadReluDetector(LayerDetector):
     def _quiet(self, block) -> bool:
         dead = block.column("act_dead_frac")
         judged = self.layer_mask(block.layers, _relu) & ~np.isnan(dead)
-        return self.settle(
-            block.layers, (block.layers, judged, dead >= self.config.dead_relu_frac)
-        )
+        blind = zero_gradient_rows(block.column("grad_norm"))[:, None]
+        hit = (dead >= self.config.dead_relu_frac) & ~blind
+        return self.settle(block.layers, (block.layers, judged, hit))
 
     def observe_stats(self, stats: StepStats) -> list[Detection]:
         thr = self.config.dead_relu_frac
         dead = column(stats, "act_dead_frac")
+        blind = bool(zero_gradient_rows(column(stats, "grad_norm"))[0])
         out = []
         for j, name in enumerate(stats.layers):
             info = self.info(name)
             if not info.relu_family:
                 continue
-            n = self.persistent(stats, name, dead[j], dead[j] >= thr)
+            n = self.persistent(stats, name, dead[j], dead[j] >= thr and not blind)
             if not n:
                 continue
             units = f"its {info.n_units} units" if info.n_units else "its units"
