@@ -82,6 +82,9 @@ class Config:
     exploding_factor: float = 100.0
     # exploding_gradient: steps in the p90 baseline (needs at least 2 earlier steps).
     exploding_window: int = 50
+    # exploding_gradient, absurd size: global norm > this x max(|loss|, 1)
+    # for diagnosis_patience consecutive steps
+    exploding_abs: float = 1e6
     # dead_relu: share of a ReLU layer's units that output 0 for the whole batch.
     dead_relu_frac: float = 0.7
     # saturation: share of a hidden sigmoid/tanh layer's outputs within 1% of a bound.
@@ -178,6 +181,7 @@ class Config:
         ):
             _check_int(name, getattr(self, name), minimum=1)
         _check_float("input_scale_max", self.input_scale_max)
+        _check_float("exploding_abs", self.exploding_abs, minimum=1.0)
         for name in ("dead_relu_frac", "saturation_frac"):
             _check_float(name, getattr(self, name), minimum=0.0, maximum=1.0)
         for name in ("vanishing_ratio", "vanishing_rms", "update_ratio_min"):

@@ -178,6 +178,9 @@ class StatsBlock:
             ``n_params`` -> ``[L]``.
         loss_scale: float64 ``[K]`` (NaN where unknown), or None when no step
             of the block has one.
+        clipped: float64 ``[K]``, 1.0 where an optimizer's gradient clipping
+            (clipnorm / global_clipnorm / clipvalue) engaged; None when no
+            optimizer clips.
     """
 
     def __init__(self, steps, epochs, loss, layers, values, loss_scale=None):
@@ -187,6 +190,7 @@ class StatsBlock:
         self.layers = tuple(layers)
         self.values = values
         self.loss_scale = loss_scale
+        self.clipped = None
 
     @classmethod
     def of(cls, records) -> StatsBlock:

@@ -492,12 +492,17 @@ def _r(x) -> float | None:
 def _run_summary(train: dict, val: dict) -> dict:
     losses = train.get(tags.BATCH_LOSS, [])
     epochs = train.get(tags.epoch_tag("loss"), [])
+    clipped = [v for _, v in train.get(tags.CLIPPED, []) if v == v]
     return {
         "steps": len(losses),
         "last_step": losses[-1][0] if losses else None,
         "epochs": len(epochs),
         "loss": _last(epochs)[0],
         "val_loss": _last(val.get(tags.epoch_tag("loss")))[0],
+        "global_norm": _last(train.get(tags.GLOBAL_NORM))[0],
+        # share of the written steps where the optimizer's clipping engaged
+        "clip_share": (sum(clipped) / len(clipped)) if clipped else None,
+        "clip_steps": len(clipped),
     }
 
 
@@ -517,6 +522,14 @@ def _format_text(rep: Report) -> str:
             line += f", {run['epochs']} epoch(s); last loss {_g(run['loss'])}"
             if run["val_loss"] is not None:
                 line += f", val_loss {_g(run['val_loss'])}"
+        out.append(line)
+    if run.get("global_norm") is not None:
+        line = f"global gradient norm (last step): {_g(run['global_norm'])}"
+        if run.get("clip_share") is not None:
+            line += (
+                f"; gradient clipping engaged at {100 * run['clip_share']:.0f}% of "
+                f"{run['clip_steps']} steps"
+            )
         out.append(line)
 
     out.append("")

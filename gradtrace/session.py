@@ -106,6 +106,7 @@ class Session:
         self.on_stop = on_stop
         self._setup = setup
         self.setup_facts = None
+        self.clip_steps = self.clip_judged = 0  # steps where clipping engaged
         from .timing import DeviceMemory
 
         # Peak device memory: GPU only (guarded: not every device reports it).
@@ -218,8 +219,19 @@ class Session:
         self._pending = (step, epoch, retraced, reason)
         # Recorded before the callbacks: a step that ran is kept even if a
         # callback raises right after it (`close` flushes the block).
+        clipped = float(out["clipped"].numpy()) if "clipped" in out else None
         self._rows.append(
-            (step, epoch, loss, stats, scale, out.get("hists"), time.time(), extras)
+            (
+                step,
+                epoch,
+                loss,
+                stats,
+                scale,
+                out.get("hists"),
+                time.time(),
+                extras,
+                clipped,
+            )
         )
         self.global_step = step + 1
         if (
@@ -330,7 +342,7 @@ class Session:
             values = {f: packed[:, :, j] for j, f in enumerate(LAYER_FIELDS)}
         values["n_params"] = self._n_params
         scales = [r[4] for r in rows]
-        return StatsBlock(
+        block = StatsBlock(
             steps=[r[0] for r in rows],
             epochs=[r[1] for r in rows],
             loss=[r[2] for r in rows],
@@ -340,6 +352,12 @@ class Session:
                 None if scales[0] is None else np.array(scales, dtype=np.float64)
             ),
         )
+        if rows[0][8] is not None:
+            # 1.0 where an optimizer's gradient clipping engaged at that step
+            block.clipped = np.array([r[8] for r in rows], dtype=np.float64)
+            self.clip_steps += int(np.nansum(block.clipped))
+            self.clip_judged += len(rows)
+        return block
 
     def _histograms(self, block, rows):
         """Histograms of the block's heavy steps, and the heatmap images."""

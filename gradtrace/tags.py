@@ -13,6 +13,9 @@ it; ``<var>`` the last component of ``variable.path``):
     gradients/<layer>/<var>             histogram (heavy steps)
     gradients/heatmap                   image: layer x step log10 gradient RMS (last 256 steps;
                                         heavy steps, at most every 100 steps)
+    gradients/global_norm               global gradient norm (all layers, before any clipping)
+    gradients/clipped                   1 where the optimizer's clipping engaged, else 0
+                                        (only when it clips: clipnorm/global_clipnorm/clipvalue)
     gradients/loss_scale                dynamic loss scale (mixed precision only)
     weights/<layer>/norm|rms
     weights/<layer>/<var>               histogram (heavy steps)
@@ -37,6 +40,8 @@ FINDINGS_FILE = "findings.jsonl"
 FINDINGS = "findings"
 BATCH_LOSS = "batch_loss"
 LOSS_SCALE = "gradients/loss_scale"
+GLOBAL_NORM = "gradients/global_norm"
+CLIPPED = "gradients/clipped"
 GRADIENT_HEATMAP = "gradients/heatmap"
 UPDATE_HEATMAP = "updates/heatmap"
 

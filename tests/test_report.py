@@ -199,7 +199,16 @@ def test_json_document_follows_the_schema(fit_run):
         "notes",
     }
     assert doc["format_version"] == 1 and doc["status"] in ("ok", "errors")
-    assert set(doc["run"]) == {"steps", "last_step", "epochs", "loss", "val_loss"}
+    assert set(doc["run"]) == {
+        "steps",
+        "last_step",
+        "epochs",
+        "loss",
+        "val_loss",
+        "global_norm",
+        "clip_share",
+        "clip_steps",
+    }
     assert set(doc["layers"][0]) == {
         "name",
         "class_name",

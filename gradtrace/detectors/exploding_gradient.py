@@ -11,6 +11,21 @@ examples has almost none), and one hard batch is not an explosion. Model-wide (`
 largest gradient growth. Every finite step joins the baseline, so a single
 hard batch raises it for the steps that follow.
 
+Two more rules catch explosions that do not jump:
+
+- sustained growth: the median global norm of the last ``GROWTH_WINDOW``
+  (10) steps is above `exploding_factor` x the median of the run's first 10
+  judged steps, and it rose over each of the two windows before (m0 > m1 > m2,
+  m0 >= 2 m2). A gradient growing ~1.2x per step (20 -> 3e6 in 64 steps,
+  still finite) passes each jump test, since its recent window grows along
+  with it. Large early gradients (the first steps of Adam, unnormalised
+  regression targets) set a high early level and fall: never a finding.
+- absurd size: for `diagnosis_patience` consecutive steps the global norm is
+  above `exploding_abs` (1e6) x max(|loss|, 1). Gradients of a loss scale with
+  the loss (an MSE on targets ~1e4 gives gradients ~1e4 and a loss ~1e8); a
+  norm a million times the loss, from step 0 on (an RNN through time at
+  1e11 while Adam normalises the update), is no gradient to learn from.
+
 AUTOTRAINER flags a first/last-layer norm ratio > 70 or a loss >= 1e3, once
 per epoch; both depend on the model's scale (input size, loss reduction).
 A 100x jump against the run's own recent median does not, and is seen on
@@ -30,6 +45,7 @@ from ._common import sci
 
 KIND = "exploding_gradient"
 BASELINE_PERCENTILE = 90
+GROWTH_WINDOW = 10  # steps per window of the sustained-growth rule
 HINT = (
     "Lower the learning rate (e.g. 10x), clip gradients (optimizer "
     "clipnorm=1.0), and check that inputs and targets are normalised."
@@ -49,6 +65,14 @@ class ExplodingGradientDetector:
         self.layer_history: collections.deque[np.ndarray] = collections.deque(
             maxlen=config.exploding_window
         )
+        self.early: list[float] = []  # the first GROWTH_WINDOW judged norms
+        self.trail: collections.deque[float] = collections.deque(
+            maxlen=3 * GROWTH_WINDOW
+        )
+        self.abs_factor = float(getattr(config, "exploding_abs", 1e6))
+        self.patience = int(getattr(config, "diagnosis_patience", 5))
+        self.abs_streak = 0
+        self.slow_found = False  # one growth/absurd detection per run
 
     def observe_stats(self, stats: StepStats) -> list[Detection]:
         return self.observe_block(StatsBlock.of([stats]))
@@ -69,6 +93,7 @@ class ExplodingGradientDetector:
             return []
         with np.errstate(over="ignore"):
             totals = np.sqrt(np.nansum(np.square(g[rows]), axis=1))
+        slow = self._slow_rules(block, rows, totals)
         factor = self.config.exploding_factor
         # p90 >= min(window) >= the smallest value any window of this block
         # can hold: below factor x that, no row can fire (the usual case; the
@@ -78,11 +103,86 @@ class ExplodingGradientDetector:
             if totals.max() <= factor * lowest:
                 self.history.extend(totals.tolist())
                 self.layer_history.extend(g[rows])
-                return []
+                return slow
         out = []
         for i, total in zip(rows.tolist(), totals.tolist()):
             out += self._observe(block, i, total)
-        return out
+        return sorted(out + slow, key=lambda d: d.step)
+
+    def _slow_rules(self, block, rows, totals) -> list[Detection]:
+        """Sustained growth and absurd size, over the block's judged rows."""
+        if self.slow_found:
+            return []
+        cfg = self.config
+        w = GROWTH_WINDOW
+        if len(self.early) >= w and np.isfinite(totals).all():
+            # The usual block: no norm is absurd or high: only the trail moves.
+            scale = np.maximum(np.abs(block.loss[rows]), 1.0)
+            base = float(np.median(self.early))
+            if (totals <= self.abs_factor * scale).all() and (
+                totals <= cfg.exploding_factor * base
+            ).all():
+                self.abs_streak = 0
+                self.trail.extend(totals.tolist())
+                return []
+        for i, total in zip(rows.tolist(), totals.tolist()):
+            if not np.isfinite(total):
+                continue
+            if total > self.abs_factor * max(float(np.abs(block.loss[i])), 1.0):
+                self.abs_streak += 1
+            else:
+                self.abs_streak = 0
+            if len(self.early) < w:
+                self.early.append(total)
+            self.trail.append(total)
+            if self.abs_streak >= self.patience:
+                self.slow_found = True
+                return [self._slow(block, i, total, "absurd")]
+            if len(self.early) < w or len(self.trail) < 3 * w:
+                continue
+            base = float(np.median(self.early))
+            if not total > cfg.exploding_factor * base:
+                continue  # cheap pre-check: the newest norm must be high too
+            t = np.asarray(self.trail)
+            m2, m1, m0 = (float(np.median(t[k * w : (k + 1) * w])) for k in range(3))
+            if m0 > cfg.exploding_factor * base and m0 > m1 > m2 and m0 >= 2 * m2:
+                self.slow_found = True
+                return [self._slow(block, i, total, "growth", base=base, m=(m2, m0))]
+        return []
+
+    def _slow(self, block, i, total, rule, base=None, m=None) -> Detection:
+        cfg = self.config
+        stats = block.row(i)
+        if rule == "absurd":
+            loss = float(np.abs(block.loss[i]))
+            value = total / max(loss, 1.0)
+            threshold = self.abs_factor
+            what = (
+                f"has been {sci(total)} for {self.abs_streak} consecutive steps, "
+                f"{sci(value)}x the loss ({sci(loss)}; threshold "
+                f"{sci(self.abs_factor)}x max(|loss|, 1)): far too large to learn from"
+            )
+        else:
+            value = m[1] / base
+            threshold = float(cfg.exploding_factor)
+            what = (
+                f"grew steadily to a median of {sci(m[1])} over the last "
+                f"{GROWTH_WINDOW} steps (from {sci(m[0])} {2 * GROWTH_WINDOW} steps "
+                f"earlier), {sci(value)}x its early level {sci(base)} (threshold "
+                f"{sci(cfg.exploding_factor)}x)"
+            )
+        g = block.column("grad_norm")[i]
+        j = int(np.nanargmax(np.where(np.isnan(g), -np.inf, g))) if len(g) else -1
+        where = f"; the largest is in layer '{stats.layers[j]}'" if j >= 0 else ""
+        return Detection(
+            kind=KIND,
+            step=stats.step,
+            layer=None,
+            value=float(value),
+            threshold=threshold,
+            message=f"The global gradient norm {what}{where}.",
+            hint=HINT,
+        )
 
     def _observe(self, block, i: int, total: float) -> list[Detection]:
         cfg = self.config

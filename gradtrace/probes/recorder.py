@@ -90,6 +90,8 @@ class Recording(intercept.Listener):
         self.before: dict[int, tf.Tensor] = {}  # key -> value before the first apply
         self.loss_scale = None  # dynamic loss scale (float32 scalar)
         self.skipped = None  # the loss-scale optimizer skipped this step (bool)
+        self.clipped = None  # an optimizer's gradient clipping engaged (bool)
+        self.clip_settings: list[str] = []  # e.g. "global_clipnorm=1.0"
         self.nested_applies = 0  # applies inside a nested graph: not recorded
         self._stack: list = []  # models and units running now
         self._apply_depth = 0
@@ -173,6 +175,9 @@ class Recording(intercept.Listener):
         factor = getattr(optimizer, "loss_scale_factor", None)
         if factor is not None:
             grads = [None if g is None else st._f32(g) / factor for g in grads]
+        engaged = _clip_engaged(optimizer, grads, self.clip_settings)
+        if engaged is not None:
+            self.clipped = engaged if self.clipped is None else self.clipped | engaged
         for g, v in zip(grads, variables):
             k = _key(v)
             self.variables.setdefault(k, v)
@@ -194,6 +199,38 @@ class Recording(intercept.Listener):
             return proceed()
         finally:
             self._apply_depth -= 1
+
+
+CLIP_SETTINGS = ("global_clipnorm", "clipnorm", "clipvalue")
+
+
+def _clip_engaged(optimizer, grads, settings: list):
+    """bool scalar: the optimizer's gradient clipping changes these (unscaled)
+    gradients; None when it does not clip. One pass over the gradients, only
+    for an optimizer that clips (it makes the same pass itself)."""
+    opt = getattr(optimizer, "inner_optimizer", None) or optimizer
+    present = [st._f32(g) for g in grads if g is not None]
+    if not present:
+        return None
+    flags = []
+    for name in CLIP_SETTINGS:
+        value = getattr(opt, name, None)
+        if not value:
+            continue
+        desc = f"{name}={value:g}"
+        if desc not in settings:
+            settings.append(desc)
+        if name == "global_clipnorm":
+            flags.append(st.sumsq(present) > float(value) ** 2)
+        elif name == "clipnorm":
+            norms = tf.stack([2.0 * tf.nn.l2_loss(g) for g in present])
+            flags.append(tf.reduce_max(norms) > float(value) ** 2)
+        else:
+            top = tf.stack([tf.reduce_max(tf.abs(g)) for g in present])
+            flags.append(tf.reduce_max(top) > float(value))
+    if not flags:
+        return None
+    return tf.reduce_any(tf.stack(flags))
 
 
 def _all_reduce_sum(grads):
@@ -227,6 +264,7 @@ class Recorder:
         self.config = config
         self.n_replicas = int(n_replicas)
         self.xla = bool(xla)
+        self.clip_settings: tuple[str, ...] = ()  # the optimizers' clipping
         self.layer_infos: tuple[LayerInfo, ...] | None = None
         self.hist_tags: tuple[str, ...] = ()
         self.no_gradient: dict[str, list[str]] = {}
@@ -394,8 +432,11 @@ class Recorder:
         self.layer_infos = tuple(infos)
         self.no_gradient = no_gradient
         out = {}
+        self.clip_settings = tuple(rec.clip_settings)
         if rec.loss_scale is not None:
             out["loss_scale"] = rec.loss_scale
+        if rec.clipped is not None:
+            out["clipped"] = tf.cast(rec.clipped, tf.float32)
         if not n:
             out["stats"] = tf.zeros([0, len(LAYER_FIELDS)])
             if heavy:
@@ -408,9 +449,6 @@ class Recorder:
             return out
 
         norms = st.group_norms(sq, seg, 3 * n)
-        grad_norm, weight_norm, update_norm = tf.unstack(
-            tf.reshape(tf.where(tf.constant(present.reshape(-1)), norms, nan), [3, n])
-        )
         act_sums = tf.stack(act_rows)  # [n, 5]
         dead = tf.stack(dead)  # [n]
 
@@ -427,14 +465,20 @@ class Recorder:
         def counts():
             gc = [st.count_nonfinite(g) if g else nan for g in row_grads]
             ac = [st.count_nonfinite(a) if a else nan for a in row_acts]
-            return tf.stack(gc), tf.stack(ac)
+            # A norm may be Inf only because its float32 square overflowed:
+            # statistics never invent an Inf the tensors do not hold.
+            safe = st.group_norms_safe(sq, seg, 3 * n, norms)
+            return tf.stack(gc), tf.stack(ac), safe
 
         def zeros():
             gc = [0.0 if g else _NAN for g in row_grads]
             ac = [0.0 if a else _NAN for a in row_acts]
-            return tf.constant(gc), tf.constant(ac)
+            return tf.constant(gc), tf.constant(ac), norms
 
-        grad_nonfinite, act_nonfinite = tf.cond(bad, counts, zeros)
+        grad_nonfinite, act_nonfinite, norms = tf.cond(bad, counts, zeros)
+        grad_norm, weight_norm, update_norm = tf.unstack(
+            tf.reshape(tf.where(tf.constant(present.reshape(-1)), norms, nan), [3, n])
+        )
 
         if heavy:
             out["hists"], grad_range = self._hists(rec, rows, bad)

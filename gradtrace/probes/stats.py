@@ -56,6 +56,26 @@ def group_norms(tensors, groups, n: int) -> tf.Tensor:
     )
 
 
+def group_norms_safe(tensors, groups, n: int, plain) -> tf.Tensor:
+    """`group_norms` without overflow: each group's tensors scaled by the
+    group's largest |entry| before squaring (float32 squares overflow above
+    ~1.8e19, so finite weights of 2e19 had an "Inf" norm). `plain` is
+    `group_norms`' result, kept where a tensor holds NaN/Inf (its norm is
+    then NaN/Inf for real). Several passes per tensor: for steps where a norm
+    already came out NaN/Inf only."""
+    if not tensors:
+        return plain
+    seg = tf.constant(groups, tf.int32)
+    top = tf.stack([tf.reduce_max(tf.abs(_f32(t))) for t in tensors])
+    big = tf.math.unsorted_segment_max(top, seg, n)  # -max_float if empty
+    big = tf.where(big > 0, big, 1.0)
+    scaled = tf.stack(
+        [tf.nn.l2_loss(_f32(t) / big[g]) for t, g in zip(tensors, groups)]
+    )
+    safe = big * tf.sqrt(2.0 * tf.math.unsorted_segment_sum(scaled, seg, n))
+    return tf.where(tf.math.is_finite(safe), safe, plain)
+
+
 def count_nonfinite(tensors) -> tf.Tensor:
     return tf.add_n(
         [
