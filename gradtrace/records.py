@@ -94,6 +94,8 @@ class SetupFacts:
         from_logits: the loss's ``from_logits`` (None if it has none).
         target_min, target_max: range of the first batch's targets.
         target_integer: every target of the first batch is a whole number.
+        target_row_sum_max: targets with a last axis > 1: the largest sum
+            over that axis (> 1: several classes per row, multi-label).
         input_layer: the first layer that sees the inputs (after layers that
             only reshape or drop values).
         input_class: its class name.
@@ -111,6 +113,7 @@ class SetupFacts:
     target_min: float | None = None
     target_max: float | None = None
     target_integer: bool | None = None
+    target_row_sum_max: float | None = None
     input_layer: str | None = None
     input_class: str | None = None
     input_fan_in: int | None = None

@@ -65,3 +65,62 @@ def test_factor_is_configurable():
     norms = [[1.0] * 3] * 5 + [[50.0] * 3]
     assert run(norms) == []
     assert run(norms, config=Config(exploding_factor=10.0))[0].step == 5
+
+
+# -- the blind spots: growth that never jumps, a gradient absurd from the start --
+
+
+def _loss_of(norms, loss):
+    return [
+        stats(i, LAYERS, loss=loss, grad_norm=g, grad_nonfinite=0)
+        for i, g in enumerate(norms)
+    ]
+
+
+def test_sustained_geometric_growth_is_found():
+    # ~1.2x per step: 20 -> 3e6 over 64 steps, finite, never a 100x jump
+    norms = [[20.0 * 1.2**i / np.sqrt(3)] * 3 for i in range(70)]
+    found = feed(ExplodingGradientDetector(Config(), LAYERS), _loss_of(norms, 2.0))
+    (d,) = found
+    assert d.kind == "exploding_gradient" and d.layer is None
+    assert "grew steadily" in d.message and d.value > 100
+    # the first step where the last 10 are 100x the first 10 and rising
+    assert 25 <= d.step <= 40, d.step
+
+
+def test_growth_that_levels_off_below_the_factor_is_quiet():
+    # a healthy take-off: gradients rise 30x over 100 steps, then plateau
+    norms = [[min(30.0, 1.04**i)] * 3 for i in range(300)]
+    assert feed(ExplodingGradientDetector(Config(), LAYERS), _loss_of(norms, 1.0)) == []
+
+
+def test_large_early_gradients_that_fall_are_quiet():
+    # Adam's first steps / unnormalised regression targets: huge, then falling
+    norms = [[1e4 * 0.9**i + 1.0] * 3 for i in range(200)]
+    losses = [1e8 * 0.8**i + 1.0 for i in range(200)]
+    recs = [
+        stats(i, LAYERS, loss=losses[i], grad_norm=g, grad_nonfinite=0)
+        for i, g in enumerate(norms)
+    ]
+    assert feed(ExplodingGradientDetector(Config(), LAYERS), recs) == []
+
+
+def test_absurdly_large_gradient_from_the_start_is_found():
+    # an RNN through time: ~1e11 from step 0, steady, with a loss of ~1
+    norms = [[1e11, 1e3, 1.0]] * 30
+    (d,) = feed(ExplodingGradientDetector(Config(), LAYERS), _loss_of(norms, 1.2))
+    assert d.step == Config().diagnosis_patience - 1  # from step 0, 5 in a row
+    assert "far too large" in d.message and "layer 'a'" in d.message
+    assert d.threshold == Config().exploding_abs
+
+
+def test_large_gradient_of_a_large_loss_is_not_absurd():
+    # regression on targets ~1e4 with a linear output: gradients ~1e5,
+    # MSE ~1e8, for many steps
+    norms = [[1e5, 1e5, 1e5]] * 50
+    assert feed(ExplodingGradientDetector(Config(), LAYERS), _loss_of(norms, 1e8)) == []
+
+
+def test_absurd_size_needs_patience():
+    norms = [[1e11, 1.0, 1.0]] * 3 + [[1.0] * 3] * 20
+    assert feed(ExplodingGradientDetector(Config(), LAYERS), _loss_of(norms, 1.0)) == []

@@ -12,11 +12,13 @@ output layer:
    crossentropy, their focal variants, KL divergence) with
    ``from_logits=False`` on an output that is not a probability (linear,
    ReLU, tanh: a row of zeros is log(0), a negative value is NaN);
-5. `sparse_categorical_crossentropy` with class ids that are not whole
+5. a softmax output with targets that mark several classes in one row
+   (multi-label: a softmax can only share 1.0 between the classes);
+6. `sparse_categorical_crossentropy` with class ids that are not whole
    numbers in ``[0, units)``;
-6. a binary crossentropy with targets outside ``[0, 1]`` (its loss falls
+7. a binary crossentropy with targets outside ``[0, 1]`` (its loss falls
    without bound);
-7. targets outside the output activation's range (sigmoid/softmax [0, 1],
+8. targets outside the output activation's range (sigmoid/softmax [0, 1],
    tanh [-1, 1], ReLU >= 0: e.g. regression targets 3..103 through a
    sigmoid), so the loss can never reach its minimum.
 
@@ -46,7 +48,7 @@ _TOL = 1e-6
 
 
 def _outside(lo, hi, a, b) -> bool:
-    tol = _TOL * max(1.0, abs(a), abs(b))
+    tol = _TOL * max([1.0] + [abs(v) for v in (a, b) if v != float("inf")])
     return lo < a - tol or hi > b + tol
 
 
@@ -91,6 +93,21 @@ def rule(f: SetupFacts) -> tuple[str, str] | None:
             "Use activation='softmax' (several classes) or 'sigmoid' (binary / "
             "multi-label) on the output layer, or pass from_logits=True to the loss "
             "and keep a linear output.",
+        )
+    rows = f.target_row_sum_max
+    if (
+        act == "softmax"
+        and units
+        and units > 1
+        and rows is not None
+        and rows > 1 + _TOL
+    ):
+        return (
+            f"The output layer is a softmax over {units} units, whose outputs sum "
+            f"to 1, but rows of the targets mark several classes (a row sums to "
+            f"{rows:g}): multi-label targets cannot be fitted by a softmax.",
+            "For multi-label targets use activation='sigmoid' on the output layer "
+            "with binary_crossentropy; for one class per row, check the labels.",
         )
     if (
         loss == "sparse_categorical_crossentropy"

@@ -167,11 +167,14 @@ def _targets(y) -> dict:
     finite = a[np.isfinite(a)]
     if not finite.size:
         return {}
-    return dict(
+    facts = dict(
         target_min=float(finite.min()),
         target_max=float(finite.max()),
         target_integer=bool(np.all(finite == np.round(finite))),
     )
+    if a.ndim >= 2 and a.shape[-1] > 1:
+        facts["target_row_sum_max"] = float(np.nanmax(np.sum(a, axis=-1)))
+    return facts
 
 
 def first_consumer(model):

@@ -398,7 +398,155 @@ def nan_labels():
     return m, dict(x=x, y=y, batch_size=32, epochs=1, shuffle=False)
 
 
+def softmax_single_unit():
+    """A binary classifier whose output is a softmax over one unit, trained
+    with MSE (DeepLocalize SO 34311586, 31880720): the output is always 1.0."""
+    keras = _keras()
+    keras.utils.set_random_seed(26)
+    x, y = demo.make_data(512)
+    m = keras.Sequential(
+        [
+            keras.Input((demo.N_FEATURES,)),
+            keras.layers.Dense(16, activation="relu", name="hidden"),
+            keras.layers.Dense(1, activation="softmax", name="output"),
+        ]
+    )
+    m.compile(keras.optimizers.SGD(0.1), "mse")
+    return m, dict(x=x, y=y, batch_size=32, epochs=1)
+
+
+def sigmoid_regression():
+    """Regression targets 3..103 through a sigmoid output (held-out SO
+    program: MSE stuck near 1788 in 20/20 reproductions)."""
+    keras = _keras()
+    keras.utils.set_random_seed(27)
+    rng = np.random.default_rng(27)
+    x = rng.normal(size=(512, 8)).astype("float32")
+    y = (53.0 + 50.0 * np.tanh(x[:, :1])).astype("float32")
+    m = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu", name="hidden"),
+            keras.layers.Dense(1, activation="sigmoid", name="output"),
+        ]
+    )
+    m.compile("adam", "mse")
+    return m, dict(x=x, y=y, batch_size=32, epochs=2)
+
+
+def _pixels(n=512, seed=28):
+    """uint8-range 'images' (0..255, flattened 16x16) with a learnable label."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=n)
+    x = rng.uniform(0, 128, size=(n, 256)) + 127.0 * y[:, None] * (
+        rng.uniform(size=(n, 256)) < 0.5
+    )
+    return np.round(x).astype("float32"), y.astype("float32")[:, None]
+
+
+def raw_pixels():
+    """Pixels fed as 0..255 into Dense layers (SO 55328966: no /255)."""
+    keras = _keras()
+    keras.utils.set_random_seed(28)
+    x, y = _pixels()
+    m = keras.Sequential(
+        [
+            keras.Input((256,)),
+            keras.layers.Dense(64, activation="relu", name="hidden"),
+            keras.layers.Dense(1, activation="sigmoid", name="output"),
+        ]
+    )
+    m.compile("adam", "binary_crossentropy")
+    return m, dict(x=x, y=y, batch_size=32, epochs=1)
+
+
+def healthy_scaled_pixels():
+    """The same pixels scaled by 1/255: nothing to find."""
+    keras = _keras()
+    keras.utils.set_random_seed(28)
+    x, y = _pixels()
+    m = keras.Sequential(
+        [
+            keras.Input((256,)),
+            keras.layers.Rescaling(1 / 255.0, name="scale"),
+            keras.layers.Dense(64, activation="relu", name="hidden"),
+            keras.layers.Dense(1, activation="sigmoid", name="output"),
+        ]
+    )
+    m.compile("adam", "binary_crossentropy")
+    return m, dict(x=x, y=y, batch_size=32, epochs=2)
+
+
+def tiny_init_deep_relu():
+    """Eight ReLU layers initialised with stddev 0.01: the gradient reaching
+    the first layer is ~1e-10 of the output layer's while most (not all)
+    units of the layers after it are silent."""
+    keras = _keras()
+    keras.utils.set_random_seed(29)
+    x, y = demo.make_data(512)
+    init = keras.initializers.RandomNormal(stddev=0.01)
+    layers = [keras.Input((demo.N_FEATURES,))]
+    for i in range(8):
+        layers.append(
+            keras.layers.Dense(
+                32, activation="relu", kernel_initializer=init, name=f"relu_{i}"
+            )
+        )
+    layers.append(keras.layers.Dense(1, activation="sigmoid", name="output"))
+    m = keras.Sequential(layers)
+    m.compile(keras.optimizers.SGD(0.01), "binary_crossentropy")
+    return m, dict(x=x, y=y, batch_size=32, epochs=1)
+
+
 # -- oracles (plain Keras / TensorFlow / numpy, no gradtrace) ----------------------
+
+
+def oracle_softmax_single_unit() -> str:
+    model, kw = softmax_single_unit()
+    x, y = _batch(kw["x"], kw["y"])
+    assert np.all(model.predict(x, verbose=0) == 1.0)
+    g = _grads(model, x, y)
+    assert all(np.all(k == 0.0) for k in g), [float(np.abs(k).max()) for k in g]
+    return "output == 1.0 for every example; every kernel gradient exactly 0"
+
+
+def oracle_sigmoid_regression() -> str:
+    model, kw = sigmoid_regression()
+    losses = _loss_curve(model, dict(kw, shuffle=False), steps=30)
+    assert np.min(losses) > 1000, losses
+    return f"plain model.fit MSE stays >= {np.min(losses):.0f} over 30 steps"
+
+
+def oracle_raw_pixels() -> str:
+    model, kw = raw_pixels()
+    x = kw["x"][:64]
+    k = model.get_layer("hidden").kernel.numpy()
+    pre = x @ k
+    assert _rms(pre) > 10, _rms(pre)
+    return f"first layer pre-activation RMS at init {_rms(pre):.0f} (~1 intended)"
+
+
+def oracle_tiny_init() -> str:
+    import tensorflow as tf
+
+    model, kw = tiny_init_deep_relu()
+    x, y = _batch(kw["x"], kw["y"])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(_loss_fn(model)(y, model(x, training=True)))
+    layers = [la for la in model.layers if la.trainable_weights]
+    grads = tape.gradient(loss, [la.trainable_weights for la in layers])
+    rms = [_rms(np.concatenate([g.numpy().ravel() for g in gs])) for gs in grads]
+    ratio = rms[0] / rms[-1]
+    alive = [
+        float(np.mean(np.any(o > 0, axis=0)))
+        for o in _outputs(model, x, [la.name for la in layers[:-1]])
+    ]
+    assert ratio < 1e-3 and rms[0] < 1e-4, (ratio, rms)
+    assert min(alive) > 0, alive  # every layer still has live units
+    return (
+        f"first/output layer gradient RMS {ratio:.1e} (weights and biases); "
+        f"live units per layer {min(alive):.0%}-{max(alive):.0%}"
+    )
 
 
 def oracle_vanishing() -> str:
@@ -528,6 +676,7 @@ CASES: dict[str, Case] = {
         Case("healthy_regression", healthy_regression, config=fast()),
         Case("healthy_embedding", healthy_embedding, config=fast()),
         Case("healthy_zero_init", healthy_zero_init, config=fast()),
+        Case("healthy_scaled_pixels", healthy_scaled_pixels, config=fast()),
         # faulty
         Case(
             "vanishing",
@@ -580,6 +729,43 @@ CASES: dict[str, Case] = {
             layer=None,
             max_step=31,
             oracle=oracle_diverging,
+            config=fast(),
+        ),
+        Case(
+            "softmax_single_unit",
+            softmax_single_unit,
+            expected=frozenset({"zero_gradient", "loss_mismatch"}),
+            max_step=2,
+            oracle=oracle_softmax_single_unit,
+            config=fast(),
+        ),
+        Case(
+            "sigmoid_regression",
+            sigmoid_regression,
+            expected=frozenset({"loss_mismatch"}),
+            allowed=frozenset({"vanishing_gradient", "saturation"}),
+            layer="output",
+            step=0,
+            oracle=oracle_sigmoid_regression,
+            config=fast(),
+        ),
+        Case(
+            "raw_pixels",
+            raw_pixels,
+            expected=frozenset({"input_scale"}),
+            allowed=frozenset({"dead_relu", "update_ratio"}),
+            layer="hidden",
+            step=0,
+            oracle=oracle_raw_pixels,
+            config=fast(),
+        ),
+        Case(
+            "tiny_init_deep_relu",
+            tiny_init_deep_relu,
+            expected=frozenset({"vanishing_gradient"}),
+            allowed=frozenset({"dead_relu", "update_ratio"}),
+            max_step=20,
+            oracle=oracle_tiny_init,
             config=fast(),
         ),
         Case(
