@@ -124,3 +124,12 @@ def test_large_gradient_of_a_large_loss_is_not_absurd():
 def test_absurd_size_needs_patience():
     norms = [[1e11, 1.0, 1.0]] * 3 + [[1.0] * 3] * 20
     assert feed(ExplodingGradientDetector(Config(), LAYERS), _loss_of(norms, 1.0)) == []
+
+
+def test_hard_example_late_in_a_batch_of_one_run_is_not_an_explosion():
+    # batch_size=1: once most examples are learnt their gradients are ~1e-5,
+    # a misclassified one is ~1 -- but no larger than the first steps' norms
+    rng = np.random.default_rng(6)
+    early = [[1.0 + rng.uniform()] * 3 for _ in range(30)]
+    late = [[1e-5] * 3 if rng.uniform() > 0.01 else [0.8] * 3 for _ in range(2000)]
+    assert run(early + late) == []

@@ -34,3 +34,33 @@ def test_nan_losses_are_skipped_and_window_is_configurable():
     losses = [1.0] * 5 + [float("nan")] * 3 + [100.0] * 5
     assert run(losses, config=Config(loss_window=3))[0].step == 9
     assert run([float("nan")] * 20) == []
+
+
+def test_class_weighted_loss_that_swings_20x_per_batch_is_noise():
+    # An imbalanced classifier with class weights: a few positives per batch
+    # carry half the weight, so batch losses swing ~20x while the trend falls
+    # (keras-io's imbalanced-classification example had such a false alarm).
+    rng = np.random.default_rng(3)
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        trend = 1.5 * np.exp(-np.arange(2000) / 800.0)
+        positives = rng.poisson(0.6, size=2000)  # 0, 1 or 2 positives a batch
+        losses = trend * (0.08 + 1.6 * positives * rng.uniform(0.2, 1.0, 2000))
+        assert run(losses) == [], seed
+
+
+def test_batch_of_one_loss_is_noise_while_it_falls():
+    # batch_size=1: most examples are confidently right (loss ~1e-4), a few
+    # wrong (loss ~2); the share of wrong ones falls.
+    rng = np.random.default_rng(4)
+    wrong = rng.uniform(size=3000) < np.linspace(0.5, 0.02, 3000)
+    losses = np.where(wrong, rng.uniform(0.7, 3.0, 3000), rng.uniform(1e-5, 1e-3, 3000))
+    assert run(losses) == []
+
+
+def test_divergence_after_a_noisy_start_is_still_found_at_once():
+    rng = np.random.default_rng(5)
+    noisy = 1.0 * (0.1 + 2.0 * (rng.uniform(size=200) < 0.3))
+    rising = 2.0 * 1.5 ** np.arange(30)
+    (d, *_) = run(np.concatenate([noisy, rising]))
+    assert 200 < d.step < 220, d.step

@@ -198,6 +198,10 @@ def test_histogram_edges(mode):
     for finite in (False, True):
         got = hist(mode, tf.fill([10], 2.0), 4, finite)
         assert got[:, 2].sum() == 10 and got[0, 0] < 2.0 < got[-1, 1]
+        # a large constant, where +-0.5 is below float32 precision (a real
+        # program's activations: -4.00017e7 everywhere crashed the step)
+        got = hist(mode, tf.fill([10], -4.00017e7), 4, finite)
+        assert got[:, 2].sum() == 10 and got[0, 0] < -4.00017e7 < got[-1, 1]
         got = hist(mode, tf.zeros([0]), 3, finite)
         assert got.shape == (3, 3) and got[:, 2].sum() == 0
     x = np.array([1.0, np.nan, 2.0, np.inf, 3.0], "float32")

@@ -43,3 +43,6 @@ class Program:
     not_dynamics: str = ""
     # where the program cannot be run offline: why (counts as not identified)
     offline: str = ""
+    # where the published fix leaves a real problem in the "fixed" twin (so a
+    # finding there is true, not a false alarm): what remains
+    fixed_note: str = ""

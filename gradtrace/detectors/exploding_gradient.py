@@ -9,7 +9,10 @@ gradient entry is finite. The 90th percentile, not the median: with small
 batches single-batch gradient norms are heavy-tailed (a batch of easy
 examples has almost none), and one hard batch is not an explosion. Model-wide (``layer=None``); the message names the layer with the
 largest gradient growth. Every finite step joins the baseline, so a single
-hard batch raises it for the steps that follow.
+hard batch raises it for the steps that follow. A jump must also reach the
+run's largest norm so far: with a batch of one example, a late hard example
+is 1000x the easy ones before it but no larger than the gradients of the
+first steps; a real explosion exceeds everything before it.
 
 Two more rules catch explosions that do not jump:
 
@@ -65,6 +68,7 @@ class ExplodingGradientDetector:
         self.layer_history: collections.deque[np.ndarray] = collections.deque(
             maxlen=config.exploding_window
         )
+        self.run_max = 0.0  # the largest finite global norm so far
         self.early: list[float] = []  # the first GROWTH_WINDOW judged norms
         self.trail: collections.deque[float] = collections.deque(
             maxlen=3 * GROWTH_WINDOW
@@ -103,6 +107,7 @@ class ExplodingGradientDetector:
             if totals.max() <= factor * lowest:
                 self.history.extend(totals.tolist())
                 self.layer_history.extend(g[rows])
+                self.run_max = max(self.run_max, float(totals.max()))
                 return slow
         out = []
         for i, total in zip(rows.tolist(), totals.tolist()):
@@ -192,11 +197,16 @@ class ExplodingGradientDetector:
             not np.isfinite(total) or total > cfg.exploding_factor * min(self.history)
         ):
             base = float(np.percentile(self.history, BASELINE_PERCENTILE))
-            if np.isinf(total) or (base > 0 and total > cfg.exploding_factor * base):
+            if np.isinf(total) or (
+                base > 0
+                and total > cfg.exploding_factor * base
+                and total >= self.run_max
+            ):
                 out = [self._detection(block.row(i), g, total, base)]
         if np.isfinite(total):
             self.history.append(total)
             self.layer_history.append(g)
+            self.run_max = max(self.run_max, total)
         return out
 
     def _detection(self, stats, g, total, base) -> Detection:

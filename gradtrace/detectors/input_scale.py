@@ -2,15 +2,16 @@
 
 Judged once, at the run's first step, from `SetupFacts`: the first layer that
 sees the inputs (after layers that only reshape, pool or drop values) and the
-first batch. Initialisers (Glorot, He, LeCun) choose a kernel so that inputs
-of RMS ~1 give pre-activations of RMS ~1. The rule estimates where the
-pre-activations start,
+first batch. Initialisers (Glorot, He, LeCun) choose a kernel for inputs of
+RMS ~1, so that pre-activations start at RMS ~1. The rule takes
 
-    scale = rms(x) * sqrt(fan_in) * rms(initial kernel)
+    scale = max(rms(x), rms(x) * sqrt(fan_in) * rms(initial kernel))
 
-(``rms(x)`` alone when the kernel is all zeros), and fires when it is above
-`Config.input_scale_max` (default 10: sigmoid(10) = 0.99995, tanh is flat,
-ReLU outputs are 10x their intended size and the first steps overshoot).
+(the inputs' own scale, or where the pre-activations start when that is
+larger) and fires when it is above `Config.input_scale_max` (default 10:
+sigmoid(10) = 0.99995, tanh is flat, ReLU outputs are 10x their intended
+size, and a small initialisation does not help: features 65-70 with a
+spread of 1 are all offset, and the optimizer must first undo it).
 Raw pixels 0-255 give ~100, raw integers ~1e9 give ~1e9; inputs already
 scaled to [0, 1] or standardised give ~0.3-1.5.
 
@@ -61,7 +62,7 @@ def scale(f: SetupFacts) -> float | None:
     w = f.input_weight_rms
     if w is None:
         return None
-    return f.input_rms * (math.sqrt(f.input_fan_in) * w if w > 0 else 1.0)
+    return f.input_rms * max(1.0, math.sqrt(f.input_fan_in) * w)
 
 
 class InputScaleDetector:
@@ -86,10 +87,11 @@ class InputScaleDetector:
                 message=(
                     f"The inputs reach layer '{facts.input_layer}' at RMS "
                     f"{sci(facts.input_rms)} (max |x| {sci(facts.input_max_abs)}): "
-                    f"with its fan-in {facts.input_fan_in} and initial kernel RMS "
-                    f"{sci(facts.input_weight_rms)} its pre-activations start at "
-                    f"~{sci(s)} RMS where ~1 is intended (threshold "
-                    f"{sci(self.threshold)}), so units saturate or die."
+                    f"its initialisation expects ~1 (with its fan-in "
+                    f"{facts.input_fan_in} and initial kernel RMS "
+                    f"{sci(facts.input_weight_rms)}: scale ~{sci(s)}, threshold "
+                    f"{sci(self.threshold)}), so units saturate or die and the "
+                    "first steps overshoot."
                 ),
                 hint=HINT,
             )

@@ -16,7 +16,11 @@ luck, and a best taken from those dips made a falling loss look 14x
 rises by orders of magnitude within a few windows and is seen as soon as the
 10-batch median crosses. The second condition keeps a loss that went from
 1e-4 to 1e-3 near convergence from counting. A non-finite loss is
-`non_finite`'s finding.
+`non_finite`'s finding. Last, the short median must be above every loss
+before it in the level's window (at least one window of them, up to 40): a
+10-batch median inside the batch-to-batch spread of the steps before is noise
+(batch size 1, class weights: single batches 20x apart), while a loss that
+rises leaves everything before it behind within a window.
 """
 
 from __future__ import annotations
@@ -76,11 +80,15 @@ class LossDivergenceDetector:
         for i in range(first, len(seq)):
             levels.append(float(np.median(seq[max(0, i + 1 - long) : i + 1])))
         out = []
-        for m, level, step in zip(short.tolist(), levels, steps[first - old :]):
-            out += self._check(m, level, step)
+        for i, m, level, step in zip(
+            range(first, len(seq)), short.tolist(), levels, steps[first - old :]
+        ):
+            # the losses of the long window before this short window
+            before = seq[max(0, i + 1 - long) : i + 1 - w]
+            out += self._check(m, level, step, before)
         return out
 
-    def _check(self, m: float, level: float, step: int) -> list[Detection]:
+    def _check(self, m: float, level: float, step: int, before) -> list[Detection]:
         cfg = self.config
         if self.start is None:
             self.start = m
@@ -88,6 +96,8 @@ class LossDivergenceDetector:
             self.best, self.best_step = level, step
         if not (m > cfg.loss_divergence_factor * self.best and m > self.start):
             return []
+        if len(before) < self.w or m <= float(np.max(before)):
+            return []  # within the batch-to-batch spread of the steps before
         factor = m / self.best if self.best > 0 else float("inf")
         return [
             Detection(

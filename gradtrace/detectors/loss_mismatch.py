@@ -8,6 +8,8 @@ output layer:
 1. a softmax over a single unit (its output is the constant 1.0);
 2. `categorical_crossentropy` over a single unit (always 0);
 3. ``from_logits=True`` on a softmax or sigmoid output (applied twice);
+   `categorical_crossentropy` on a sigmoid output of several units (the
+   units do not share 1.0; the loss rescales them);
 4. a probability loss (categorical / sparse categorical / binary
    crossentropy, their focal variants, KL divergence) with
    ``from_logits=False`` on an output that is not a probability (linear,

@@ -260,8 +260,7 @@ def histogram(
         lo, hi = value_range(t) if known_range is None else known_range
         has = tf.size(x) > 0
         flat = ~has | (hi <= lo)
-        lo = tf.where(has, lo, 0.0) - tf.where(flat, 0.5, 0.0)
-        hi = tf.where(has, hi, 0.0) + tf.where(flat, 0.5, 0.0)
+        lo, hi = _widen(has, flat, lo, hi)
         xs = _bucket_sample(t, x)
         counts = _bucket_counts(xs, lo, hi, bins, xla)
         if xs is not x:  # estimated from a sample: scale up to the whole tensor
@@ -277,13 +276,24 @@ def histogram(
     hi = tf.reduce_max(tf.where(finite, x, float("-inf")))
     has = lo <= hi  # at least one finite entry
     flat = ~has | (hi <= lo)
-    lo = tf.where(has, lo, 0.0) - tf.where(flat, 0.5, 0.0)
-    hi = tf.where(has, hi, 0.0) + tf.where(flat, 0.5, 0.0)
+    lo, hi = _widen(has, flat, lo, hi)
     # Non-finite entries are counted into the first bucket, then taken out.
     n_bad = tf.reduce_sum(tf.cast(~finite, tf.float32))
     x = tf.where(finite, x, lo)
     counts = _bucket_counts(x, lo, hi, bins, xla)
     return tf.concat([tf.stack([lo, hi, counts[0] - n_bad]), counts[1:]], axis=0)
+
+
+def _widen(has, flat, lo, hi):
+    """A constant (or empty) tensor's range widened to a non-empty one: by 0.5
+    each way, or by 1e-5 of the value where 0.5 is below float32 precision
+    (a constant -4e7 stayed a zero-width range and crashed the histogram)."""
+    lo = tf.where(has, lo, 0.0)
+    hi = tf.where(has, hi, 0.0)
+    pad = tf.where(
+        flat, tf.maximum(0.5, 1e-5 * tf.maximum(tf.abs(lo), tf.abs(hi))), 0.0
+    )
+    return lo - pad, hi + pad
 
 
 # Above this many entries, bucket counts (not the range) are estimated from a
