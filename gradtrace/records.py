@@ -135,6 +135,8 @@ class StepStats:
             ``n_params`` (trainable scalars per layer).
         loss_scale: the dynamic loss scale of a `LossScaleOptimizer` (mixed
             precision), else None.
+        examples: examples in the step's batch (global batch), None if
+            unknown.
     """
 
     step: int
@@ -143,6 +145,7 @@ class StepStats:
     layers: tuple[str, ...]
     values: dict[str, np.ndarray]
     loss_scale: float | None = None
+    examples: int | None = None
 
     def __getattr__(self, name):
         # Per-layer arrays read as attributes: stats.grad_norm, stats.act_dead_frac
@@ -181,6 +184,7 @@ class StatsBlock:
             ``n_params`` -> ``[L]``.
         loss_scale: float64 ``[K]`` (NaN where unknown), or None when no step
             of the block has one.
+        examples: float64 ``[K]`` examples per step (NaN unknown), or None.
         clipped: float64 ``[K]``, 1.0 where an optimizer's gradient clipping
             (clipnorm / global_clipnorm / clipvalue) engaged; None when no
             optimizer clips.
@@ -194,6 +198,7 @@ class StatsBlock:
         self.values = values
         self.loss_scale = loss_scale
         self.clipped = None
+        self.examples = None
 
     @classmethod
     def of(cls, records) -> StatsBlock:
@@ -226,6 +231,7 @@ class StatsBlock:
         )
         if n_params is not None:
             values["n_params"] = np.asarray(n_params, dtype=np.float64).reshape(-1)
+        counts = [r.examples for r in records]
         scales = [r.loss_scale for r in records]
         loss_scale = (
             None
@@ -234,7 +240,7 @@ class StatsBlock:
                 [np.nan if s is None else s for s in scales], dtype=np.float64
             )
         )
-        return cls(
+        block = cls(
             [r.step for r in records],
             [r.epoch for r in records],
             [r.loss for r in records],
@@ -242,6 +248,11 @@ class StatsBlock:
             values,
             loss_scale,
         )
+        if any(c is not None for c in counts):
+            block.examples = np.array(
+                [np.nan if c is None else c for c in counts], dtype=np.float64
+            )
+        return block
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -265,6 +276,9 @@ class StatsBlock:
         scale = None
         if self.loss_scale is not None and self.loss_scale[i] == self.loss_scale[i]:
             scale = float(self.loss_scale[i])
+        examples = None
+        if self.examples is not None and self.examples[i] == self.examples[i]:
+            examples = int(self.examples[i])
         return StepStats(
             step=int(self.steps[i]),
             epoch=int(self.epochs[i]),
@@ -272,6 +286,7 @@ class StatsBlock:
             layers=self.layers,
             values=values,
             loss_scale=scale,
+            examples=examples,
         )
 
     @functools.cached_property

@@ -63,6 +63,24 @@ def scalar_items(result) -> dict[str, float]:
     return {} if f is None else {"loss": f}
 
 
+def _examples(data) -> int | None:
+    """Examples in a batch: the leading dimension of its first tensor."""
+    from keras import tree
+
+    for t in tree.flatten(data):
+        shape = getattr(t, "shape", None)
+        if shape is not None and len(shape) >= 1:
+            n = shape[0]
+            if n is None:
+                try:
+                    n = int(t.shape.as_list()[0] or 0) or None
+                except Exception:
+                    return None
+            return int(n) if n is not None else None
+        return None
+    return None
+
+
 def pick_loss_key(keys) -> str | None:
     """The series the loss rules judge: ``loss``, else the first key that
     names a loss, else the first scalar; None when there is none."""
@@ -220,6 +238,7 @@ class Session:
         # Recorded before the callbacks: a step that ran is kept even if a
         # callback raises right after it (`close` flushes the block).
         clipped = float(out["clipped"].numpy()) if "clipped" in out else None
+        examples = _examples(data)
         self._rows.append(
             (
                 step,
@@ -231,6 +250,7 @@ class Session:
                 time.time(),
                 extras,
                 clipped,
+                examples,
             )
         )
         self.global_step = step + 1
@@ -352,6 +372,10 @@ class Session:
                 None if scales[0] is None else np.array(scales, dtype=np.float64)
             ),
         )
+        if any(r[9] is not None for r in rows):
+            block.examples = np.array(
+                [np.nan if r[9] is None else r[9] for r in rows], dtype=np.float64
+            )
         if rows[0][8] is not None:
             # 1.0 where an optimizer's gradient clipping engaged at that step
             block.clipped = np.array([r[8] for r in rows], dtype=np.float64)

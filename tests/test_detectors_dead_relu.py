@@ -61,3 +61,27 @@ def test_empty_and_unknown_layers():
     # A layer missing from LayerInfo is not assumed to be ReLU.
     recs = [stats(i, ("mystery",), act_dead_frac=1.0) for i in range(20)]
     assert feed(DeadReluDetector(Config(), ()), recs) == []
+
+
+def _with_examples(dead, examples):
+    import dataclasses
+
+    return [
+        dataclasses.replace(
+            stats(i, LAYERS, act_dead_frac=[d, np.nan]), examples=examples
+        )
+        for i, d in enumerate(dead)
+    ]
+
+
+def test_tiny_batches_need_64_examples_behind_a_dead_verdict():
+    # batch_size=2: a small layer is silent for both examples by chance at
+    # times; a verdict needs 32 consecutive steps (64 examples)
+    rng = np.random.default_rng(0)
+    chance = np.where(rng.uniform(size=200) < 0.5, 0.75, 0.4)
+    assert feed(DeadReluDetector(Config(), LAYERS), _with_examples(chance, 2)) == []
+    ds = feed(DeadReluDetector(Config(), LAYERS), _with_examples([0.97] * 40, 2))
+    assert ds[0].step == 31
+    # a batch of 64 or more: the usual patience
+    ds = feed(DeadReluDetector(Config(), LAYERS), _with_examples([0.97] * 15, 64))
+    assert ds[0].step == 10

@@ -63,6 +63,16 @@ CLASSIFIER = dict(target_min=0.0, target_max=1.0, target_integer=True)
         ),
         (
             dict(
+                output_activation="sigmoid",
+                output_units=3,
+                loss="categorical_crossentropy",
+                from_logits=False,
+                target_row_sum_max=1.0,
+            ),
+            "applies a sigmoid to each",
+        ),
+        (
+            dict(
                 output_activation="relu",
                 output_units=10,
                 loss="categorical_crossentropy",

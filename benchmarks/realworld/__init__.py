@@ -16,7 +16,8 @@ where the symptom shows in the first epoch. Data is the MNIST test split in
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 @dataclasses.dataclass

@@ -9,7 +9,9 @@ import os
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.environ.get("GRADTRACE_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+SHARED = os.environ.get(
+    "GRADTRACE_SHARED", os.path.join(os.path.dirname(ROOT), "shared")
+)
 MNIST_DIR = os.path.join(SHARED, "data", "mnist")
 
 

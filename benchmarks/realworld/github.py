@@ -20,6 +20,8 @@ embedded below where they come from the real files).
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -966,4 +968,15 @@ PROGRAMS: list[Program] = [
         "the patch restores an intended hidden layer (which, with 2 ReLU units, trains worse), and "
         "accuracy on a regression is a metric mistake, not a training fault",
     ),
+]
+
+
+# Where the published fix leaves a real problem in place (a finding on the
+# fixed twin is then true): see the README's real-world benchmark.
+_AMEND = {
+    "G#1": dict(fixed_note="the raw packet features (~1e6) are kept"),
+    "G#6": dict(fixed_note="the raw Pima features (up to 846) are kept"),
+}
+PROGRAMS = [
+    dataclasses.replace(p, **_AMEND[p.id]) if p.id in _AMEND else p for p in PROGRAMS
 ]

@@ -15,6 +15,8 @@ RandomNormal(stddev=0.05); ``nb_epoch`` is ``epochs``; ``lr`` is
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -1146,4 +1148,17 @@ PROGRAMS: list[Program] = [
         "the patch's 2-unit softmax with sparse_categorical_crossentropy is equivalent. "
         "Published loss/accuracy are 0.0201/0.9944 before and 0.0169/0.9958 after.",
     ),
+]
+
+
+# Where the published fix leaves a real problem in place (a finding on the
+# fixed twin is then true): see the README's real-world benchmark.
+_AMEND = {
+    "SO 31627380": dict(
+        fixed_note="the raw label-encoded columns (up to 1306) are kept"
+    ),
+    "SO 58609115": dict(fixed_note="the raw numbers (up to 1e9) are kept"),
+}
+PROGRAMS = [
+    dataclasses.replace(p, **_AMEND[p.id]) if p.id in _AMEND else p for p in PROGRAMS
 ]

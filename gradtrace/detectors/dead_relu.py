@@ -11,6 +11,11 @@ Why this and not "zeros per example": about half of a healthy ReLU layer's
 outputs are 0 for any one example; a unit is dead only when no example of the
 batch switches it on, and it stays dead over consecutive batches.
 
+The streak must also cover at least `MIN_EXAMPLES` (64) examples: with a
+batch of 1 or 2 examples, 70% of a small layer's units are silent for the
+batch by chance (a healthy layer is off for about half of any one example),
+so the patience grows to ``ceil(64 / batch size)`` steps.
+
 Never at a step where every gradient of the model is exactly 0: then the loss
 does not reach the weights at all (softmax over one unit, a constant output:
 `zero_gradient`), and with a batch of one example a ReLU layer's silent units
@@ -28,6 +33,7 @@ from . import Detection
 from ._common import LayerDetector, column, pct, zero_gradient_rows
 
 KIND = "dead_relu"
+MIN_EXAMPLES = 64  # examples a dead verdict must rest on
 HINT = (
     "Lower the learning rate, use He initialisation (kernel_initializer="
     "'he_normal') with zero biases, or switch to LeakyReLU/ELU."
@@ -60,7 +66,7 @@ class DeadReluDetector(LayerDetector):
             if not info.relu_family:
                 continue
             n = self.persistent(stats, name, dead[j], dead[j] >= thr and not blind)
-            if not n:
+            if not n or (stats.examples and n * stats.examples < MIN_EXAMPLES):
                 continue
             units = f"its {info.n_units} units" if info.n_units else "its units"
             message = (

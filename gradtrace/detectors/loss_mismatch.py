@@ -84,6 +84,21 @@ def rule(f: SetupFacts) -> tuple[str, str] | None:
             "with from_logits=False.",
         )
     if (
+        loss in ("categorical_crossentropy", "categorical_focal_crossentropy")
+        and f.from_logits is False
+        and act == "sigmoid"
+        and units
+        and units > 1
+    ):
+        return (
+            f"{loss} expects the output units to share a probability of 1 "
+            f"(softmax), but the output layer applies a sigmoid to each of its "
+            f"{units} units: the loss rescales them and learns slowly or not at "
+            "all.",
+            "For one class per example use activation='softmax'; for several "
+            "labels per example keep the sigmoid and use binary_crossentropy.",
+        )
+    if (
         loss in PROBABILITY_LOSSES
         and f.from_logits is False
         and (act in ("linear", "relu", "tanh"))
