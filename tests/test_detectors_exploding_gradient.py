@@ -133,3 +133,22 @@ def test_hard_example_late_in_a_batch_of_one_run_is_not_an_explosion():
     early = [[1.0 + rng.uniform()] * 3 for _ in range(30)]
     late = [[1e-5] * 3 if rng.uniform() > 0.01 else [0.8] * 3 for _ in range(2000)]
     assert run(early + late) == []
+
+
+def test_tiny_batch_jump_must_hold_for_a_second_step():
+    import dataclasses
+
+    def recs(norms, examples):
+        return [
+            dataclasses.replace(
+                stats(i, LAYERS, grad_norm=g, grad_nonfinite=0), examples=examples
+            )
+            for i, g in enumerate(norms)
+        ]
+
+    spike = [[1.0] * 3] * 20 + [[1e3] * 3] + [[1.0] * 3] * 20
+    held = [[1.0] * 3] * 20 + [[1e3] * 3, [2e3] * 3] + [[1.0] * 3] * 20
+    det = lambda: ExplodingGradientDetector(Config(), LAYERS)  # noqa: E731
+    assert feed(det(), recs(spike, 1)) == []  # one hard example
+    assert [d.step for d in feed(det(), recs(held, 1))][:1] == [20]
+    assert [d.step for d in feed(det(), recs(spike, 32))] == [20]  # usual batch

@@ -12,7 +12,9 @@ largest gradient growth. Every finite step joins the baseline, so a single
 hard batch raises it for the steps that follow. A jump must also reach the
 run's largest norm so far: with a batch of one example, a late hard example
 is 1000x the easy ones before it but no larger than the gradients of the
-first steps; a real explosion exceeds everything before it.
+first steps; a real explosion exceeds everything before it. With batches of
+fewer than 8 examples, single-example gradients are so heavy-tailed that a
+jump must hold at the next step too (it is reported at the first).
 
 Two more rules catch explosions that do not jump:
 
@@ -49,6 +51,7 @@ from ._common import sci
 KIND = "exploding_gradient"
 BASELINE_PERCENTILE = 90
 GROWTH_WINDOW = 10  # steps per window of the sustained-growth rule
+SMALL_BATCH = 8  # below this many examples a jump must hold for two steps
 HINT = (
     "Lower the learning rate (e.g. 10x), clip gradients (optimizer "
     "clipnorm=1.0), and check that inputs and targets are normalised."
@@ -69,6 +72,7 @@ class ExplodingGradientDetector:
             maxlen=config.exploding_window
         )
         self.run_max = 0.0  # the largest finite global norm so far
+        self.pending = None  # (Detection, base): a tiny batch's jump to confirm
         self.early: list[float] = []  # the first GROWTH_WINDOW judged norms
         self.trail: collections.deque[float] = collections.deque(
             maxlen=3 * GROWTH_WINDOW
@@ -105,6 +109,7 @@ class ExplodingGradientDetector:
         if np.isfinite(totals).all():
             lowest = min(min(self.history, default=np.inf), float(totals.min()))
             if totals.max() <= factor * lowest:
+                self.pending = None  # no row is high: a pending jump was one step
                 self.history.extend(totals.tolist())
                 self.layer_history.extend(g[rows])
                 self.run_max = max(self.run_max, float(totals.max()))
@@ -193,6 +198,9 @@ class ExplodingGradientDetector:
         cfg = self.config
         out = []
         g = block.column("grad_norm")[i]
+        pending, self.pending = self.pending, None
+        if pending is not None and total > cfg.exploding_factor * pending[1]:
+            out = [pending[0]]  # a tiny batch's jump, confirmed by the next step
         if len(self.history) >= 2 and (
             not np.isfinite(total) or total > cfg.exploding_factor * min(self.history)
         ):
@@ -202,7 +210,12 @@ class ExplodingGradientDetector:
                 and total > cfg.exploding_factor * base
                 and total >= self.run_max
             ):
-                out = [self._detection(block.row(i), g, total, base)]
+                d = self._detection(block.row(i), g, total, base)
+                examples = block.examples[i] if block.examples is not None else np.nan
+                if np.isfinite(total) and examples < SMALL_BATCH and not out:
+                    self.pending = (d, base)  # judged with the next step
+                else:
+                    out.append(d)
         if np.isfinite(total):
             self.history.append(total)
             self.layer_history.append(g)
