@@ -182,14 +182,22 @@ def _markdown(rows, table) -> str:
             ident = "no"
         fixed_cell = "clean" if v["clean"] else _kinds(fixed)
         if p.fixed_note and not v["clean"]:
-            fixed_cell += " (true: " + p.fixed_note + ")"
-        bug = p.bug if not p.not_dynamics else f"not a dynamics bug: {p.not_dynamics}"
+            fixed_cell += " (true: the fix keeps the problem)"
+        bug = (
+            _short(p.bug) if not p.not_dynamics else "not a dynamics bug (see the port)"
+        )
         out.append(
             f"| {p.id} | {bug} | {_kinds(buggy)} | {ident} | {fixed_cell} | "
             + " | ".join(pub.get(t, "") or "-" for t in TOOLS)
             + " |"
         )
     return "\n".join(out)
+
+
+def _short(text: str, n: int = 110) -> str:
+    """The first clause of a program's bug line, at most n characters."""
+    text = text.split("; fix")[0].split(" (fix")[0]
+    return text if len(text) <= n else text[: text.rfind(" ", 0, n)] + " …"
 
 
 def _summary(rows, table, total) -> str:
