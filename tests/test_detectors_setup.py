@@ -301,6 +301,15 @@ def test_input_scale_near_misses_are_quiet(facts):
     assert scale(**facts) == []
 
 
+def test_unit_scale_inputs_into_a_too_large_init_are_not_input_scale():
+    # N(0, 3) kernels over 20 standardised features: pre-activations ~13,
+    # the initialisation's fault (saturation), not the inputs'
+    assert (
+        scale(input_class="Dense", input_fan_in=20, input_weight_rms=3.0, input_rms=1.0)
+        == []
+    )
+
+
 def test_config_sets_the_input_scale_threshold():
     d = InputScaleDetector(Config(input_scale_max=200.0), ())
     facts = SetupFacts(

@@ -13,7 +13,10 @@ sigmoid(10) = 0.99995, tanh is flat, ReLU outputs are 10x their intended
 size, and a small initialisation does not help: features 65-70 with a
 spread of 1 are all offset, and the optimizer must first undo it).
 Raw pixels 0-255 give ~100, raw integers ~1e9 give ~1e9; inputs already
-scaled to [0, 1] or standardised give ~0.3-1.5.
+scaled to [0, 1] or standardised give ~0.3-1.5. The inputs' own RMS must
+also be above `UNIT_SCALE` (2): unit-scale inputs into a kernel initialised
+too large (N(0, 3)) are the initialisation's problem, which `saturation` or
+`exploding_gradient` report, not the inputs'.
 
 Not judged: a first layer that normalises or looks up (Normalization,
 BatchNormalization, LayerNormalization, Rescaling, Embedding, the
@@ -30,6 +33,7 @@ from . import Detection
 from ._common import sci
 
 KIND = "input_scale"
+UNIT_SCALE = 2.0  # inputs with an RMS up to this are not off scale themselves
 HINT = (
     "Normalise the inputs: scale pixels by 1/255, standardise features "
     "((x - mean) / std over the training set, e.g. a keras.layers.Normalization "
@@ -58,6 +62,8 @@ SCALE_AWARE = frozenset(
 def scale(f: SetupFacts) -> float | None:
     """The estimated RMS of the first layer's pre-activations, or None."""
     if f.input_rms is None or f.input_class in SCALE_AWARE or f.input_fan_in is None:
+        return None
+    if f.input_rms <= UNIT_SCALE:
         return None
     w = f.input_weight_rms
     if w is None:
