@@ -44,6 +44,10 @@ GLOBAL_NORM = "gradients/global_norm"
 CLIPPED = "gradients/clipped"
 GRADIENT_HEATMAP = "gradients/heatmap"
 UPDATE_HEATMAP = "updates/heatmap"
+# Model-wide tags under the layer families (two components, never a layer's)
+MODEL_WIDE = frozenset(
+    {LOSS_SCALE, GRADIENT_HEATMAP, UPDATE_HEATMAP, GLOBAL_NORM, CLIPPED}
+)
 
 # (record field, tag family, statistic name)
 SCALAR_TAGS = (

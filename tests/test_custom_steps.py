@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import gradtrace
+from gradtrace import tags as gt_tags
 from tests import custom_models as cm
 from tests.conftest import quiet
 from tests.helpers import assert_same_series, read_scalars, read_tags, weights_close
@@ -122,7 +123,7 @@ def test_wgan_gp_critic_applied_three_times_and_gradient_penalty_not_recorded(
     assert rows == expected  # nothing for the input gradient of the penalty
     for tag in tags:
         parts = tag.split("/")
-        if parts[0] in FAMILIES and parts[1] not in ("heatmap", "loss_scale"):
+        if parts[0] in FAMILIES and tag not in gt_tags.MODEL_WIDE:
             assert "/".join(parts[1:-1]) in expected, tag
     # The critic's update is the total of its 3 applies: larger than one
     # Adam step (lr 2e-4 per weight) could make on its own.

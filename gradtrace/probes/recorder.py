@@ -481,7 +481,7 @@ class Recorder:
         )
 
         if heavy:
-            out["hists"], grad_range = self._hists(rec, rows, bad)
+            out["hists"], grad_range = self._hists(rec, rows)
         if heavy and heavy_vals:
             seg_h = tf.constant(heavy_seg, tf.int32)
             flat = [tf.reshape(v, [-1]) for v in heavy_vals]
@@ -572,16 +572,15 @@ class Recorder:
             )
         return reduced[0], reduced[1], dead, reduced[2]
 
-    def _hists(self, rec, rows, bad):
+    def _hists(self, rec, rows):
         """All histograms of a heavy step as one [n, 2 + bins] tensor, and
         the (min, max) of each gradient, by variable key.
 
         Row k belongs to `self.hist_tags[k]` (set when traced). Every
-        tensor's min and max are taken once, outside the `tf.cond`: they are
-        the range of its histogram when every tensor is finite (the step's
-        norms say so; then each histogram is one more pass over a sample),
-        and give the gradients' max |g|. Otherwise the NaN/Inf-proof version
-        runs.
+        tensor's min and max are taken once: they are the range of its
+        histogram (when finite) and give the gradients' max |g|; the
+        histograms themselves are one packed computation over a sample of
+        every tensor (`stats.histograms`).
         """
         cfg = self.config
         tags_, tensors, grad_rows = [], [], {}
@@ -603,18 +602,7 @@ class Recorder:
         if not tensors:
             return tf.zeros([0, HIST_BINS + 2]), {}
         ranges = [st.value_range(t) for t in tensors]
-
-        def build(finite):
-            return tf.stack(
-                [
-                    st.histogram(
-                        t, HIST_BINS, xla=self.xla, finite=finite, known_range=r
-                    )
-                    for t, r in zip(tensors, ranges)
-                ]
-            )
-
-        hists = tf.cond(bad, lambda: build(False), lambda: build(True))
+        hists = st.histograms(tensors, ranges, HIST_BINS)
         return hists, {k: ranges[i] for k, i in grad_rows.items()}
 
 
