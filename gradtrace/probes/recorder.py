@@ -490,14 +490,10 @@ class Recorder:
             max_abs = tf.math.unsorted_segment_max(
                 tf.maximum(-tf.stack(lows), tf.stack(highs)), seg_h, n
             )
+            # One op per gradient (NaN counts as non-zero), no tf.cond: the
+            # heavy variant's size is its compile time.
             nonzero = tf.math.unsorted_segment_sum(
-                tf.cond(
-                    bad,
-                    lambda: tf.stack(
-                        [tf.math.count_nonzero(v, dtype=tf.float32) for v in flat]
-                    ),
-                    lambda: tf.stack([st.nonzero_count(v) for v in flat]),
-                ),
+                tf.stack([tf.math.count_nonzero(v, dtype=tf.float32) for v in flat]),
                 seg_h,
                 n,
             )
