@@ -294,6 +294,16 @@ class StatsBlock:
         return _per_param(self.column("grad_norm"), self.values.get("n_params"))
 
     @functools.cached_property
+    def global_grad_norm(self) -> np.ndarray:
+        """``[K]`` sqrt of the sum over layers of grad_norm^2 (the global
+        norm clipping is set from); NaN where no gradient was measured."""
+        g = self.column("grad_norm")
+        with np.errstate(over="ignore"):
+            total = np.sqrt(np.nansum(np.square(g), axis=1))
+        total[np.isnan(g).all(axis=1)] = np.nan
+        return total
+
+    @functools.cached_property
     def weight_rms(self) -> np.ndarray:
         return _per_param(self.column("weight_norm"), self.values.get("n_params"))
 

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import os
 
-from .records import LayerInfo, SetupFacts
+from .records import LayerInfo
 
 RUN_FILE = "gradtrace.json"
 FORMAT_VERSION = 1
@@ -56,12 +56,3 @@ def read(logdir: str):
         )
     layers = tuple(LayerInfo(**d) for d in doc.get("layers", []))
     return dict(doc.get("config", {})), layers
-
-
-def read_setup(logdir: str) -> SetupFacts | None:
-    """The `SetupFacts` a run recorded (None: not recorded, e.g. a Tracer run)."""
-    path = os.path.join(logdir, RUN_FILE)
-    with open(path, encoding="utf-8") as f:
-        doc = json.load(f)
-    setup = doc.get("setup") if isinstance(doc, dict) else None
-    return SetupFacts(**setup) if isinstance(setup, dict) else None

@@ -64,21 +64,14 @@ def scalar_items(result) -> dict[str, float]:
 
 
 def _examples(data) -> int | None:
-    """Examples in a batch: the leading dimension of its first tensor."""
+    """Examples in a batch: the leading dimension of its first tensor (None
+    when unknown, e.g. per-replica values)."""
     from keras import tree
 
-    for t in tree.flatten(data):
-        shape = getattr(t, "shape", None)
-        if shape is not None and len(shape) >= 1:
-            n = shape[0]
-            if n is None:
-                try:
-                    n = int(t.shape.as_list()[0] or 0) or None
-                except Exception:
-                    return None
-            return int(n) if n is not None else None
-        return None
-    return None
+    leaves = tree.flatten(data)
+    shape = getattr(leaves[0], "shape", None) if leaves else None
+    n = shape[0] if shape is not None and len(shape) else None
+    return int(n) if n is not None else None
 
 
 def pick_loss_key(keys) -> str | None:
@@ -124,7 +117,6 @@ class Session:
         self.on_stop = on_stop
         self._setup = setup
         self.setup_facts = None
-        self.clip_steps = self.clip_judged = 0  # steps where clipping engaged
         from .timing import DeviceMemory
 
         # Peak device memory: GPU only (guarded: not every device reports it).
@@ -379,8 +371,6 @@ class Session:
         if rows[0][8] is not None:
             # 1.0 where an optimizer's gradient clipping engaged at that step
             block.clipped = np.array([r[8] for r in rows], dtype=np.float64)
-            self.clip_steps += int(np.nansum(block.clipped))
-            self.clip_judged += len(rows)
         return block
 
     def _histograms(self, block, rows):

@@ -171,10 +171,7 @@ class ProbedStep:
         self.jit_compile = bool(jit_compile)
         self.n_replicas = int(n_replicas)
         self.probed = config.probes_on
-        self.xla = self.jit_compile and not self.eager
-        self.recorder = (
-            Recorder(config, self.n_replicas, self.xla) if self.probed else None
-        )
+        self.recorder = Recorder(config, self.n_replicas) if self.probed else None
         self.trace_counts = {"light": 0, "heavy": 0}
         self.light = self._compile(heavy=False)
         self.heavy = (

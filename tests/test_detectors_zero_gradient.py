@@ -81,3 +81,27 @@ def test_dead_relu_is_never_the_diagnosis_of_an_all_zero_gradient_model():
         recs([[0.0, 0.3]] * 60, act_dead_frac=[0.9, np.nan]),
     )
     assert {d.kind for d in live} == {"dead_relu"}
+
+
+def test_layers_without_weights_do_not_hide_an_all_zero_model():
+    # Activation / Dropout / pooling rows have no gradient (NaN): a model of
+    # Dense + Activation layers with every gradient 0 is still zero_gradient
+    layers = (
+        info("dense"),
+        info("act", "relu", n_params=0),
+        info("out", "other", is_output=True, n_units=1),
+    )
+    records = [
+        stats(i, layers, grad_norm=[0.0, np.nan, 0.0], grad_nonfinite=[0, np.nan, 0])
+        for i in range(10)
+    ]
+    (d,) = feed(ZeroGradientDetector(Config(), layers), records)
+    assert d.step == 2
+
+
+def test_a_non_finite_gradient_is_not_zero_gradient():
+    recs_ = [
+        stats(i, LAYERS, grad_norm=[0.0, np.nan], grad_nonfinite=[0, 4])
+        for i in range(10)
+    ]
+    assert feed(ZeroGradientDetector(Config(), LAYERS), recs_) == []

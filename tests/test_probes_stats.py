@@ -14,10 +14,8 @@ def run(mode, fn, *args):
     return _run(mode, fn, *args)
 
 
-def hist(mode, t, bins, finite=False):
-    return histogram_buckets(
-        _run(mode, lambda v: st.histogram(v, bins, finite=finite), t)
-    )
+def hist(mode, t, bins):
+    return histogram_buckets(_run(mode, lambda v: st.histogram(v, bins), t))
 
 
 def _run(mode, fn, *args):
@@ -175,16 +173,13 @@ def test_half_zero_per_example_is_not_dead(mode):
 
 @pytest.mark.parametrize("mode", MODES + ["xla"])
 @pytest.mark.parametrize("bins", [1, 5, 30])
-@pytest.mark.parametrize("finite", [False, True])
-def test_histogram_matches_numpy(mode, bins, finite):
+def test_histogram_matches_numpy(mode, bins):
     x = np.random.default_rng(2).normal(size=1000).astype("float32")
     if mode == "xla":
-        fn = tf.function(
-            lambda t: st.histogram(t, bins, xla=True, finite=finite), jit_compile=True
-        )
+        fn = tf.function(lambda t: st.histogram(t, bins), jit_compile=True)
         got = histogram_buckets(fn(tf.constant(x)).numpy())
     else:
-        got = hist(mode, tf.constant(x), bins, finite)
+        got = hist(mode, tf.constant(x), bins)
     counts, edges = np.histogram(x, bins=bins, range=(x.min(), x.max()))
     np.testing.assert_allclose(got[:, 0], edges[:-1], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got[:, 1], edges[1:], rtol=1e-5, atol=1e-5)
@@ -195,15 +190,12 @@ def test_histogram_matches_numpy(mode, bins, finite):
 @pytest.mark.parametrize("mode", MODES)
 def test_histogram_edges(mode):
     # constant tensor, NaN/Inf left out, empty tensor
-    for finite in (False, True):
-        got = hist(mode, tf.fill([10], 2.0), 4, finite)
-        assert got[:, 2].sum() == 10 and got[0, 0] < 2.0 < got[-1, 1]
-        # a large constant, where +-0.5 is below float32 precision (a real
-        # program's activations: -4.00017e7 everywhere crashed the step)
-        got = hist(mode, tf.fill([10], -4.00017e7), 4, finite)
-        assert got[:, 2].sum() == 10 and got[0, 0] < -4.00017e7 < got[-1, 1]
-        got = hist(mode, tf.zeros([0]), 3, finite)
-        assert got.shape == (3, 3) and got[:, 2].sum() == 0
+    got = hist(mode, tf.fill([10], 2.0), 4)
+    assert got[:, 2].sum() == 10 and got[0, 0] < 2.0 < got[-1, 1]
+    # a large constant, where +-0.5 is below float32 precision (a real
+    # program's activations: -4.00017e7 everywhere crashed the step)
+    got = hist(mode, tf.fill([10], -4.00017e7), 4)
+    assert got[:, 2].sum() == 10 and got[0, 0] < -4.00017e7 < got[-1, 1]
     x = np.array([1.0, np.nan, 2.0, np.inf, 3.0], "float32")
     got = hist(mode, tf.constant(x), 2)
     assert got[:, 2].tolist() == [1.0, 2.0]
@@ -221,7 +213,7 @@ def test_histogram_of_a_large_tensor_is_estimated_from_a_sample(mode):
     # 200k entries > HIST_SAMPLE: exact range; counts from evenly spaced rows
     # (about HIST_SAMPLE entries) scaled to the whole tensor.
     x = np.random.default_rng(3).normal(size=(800, 250)).astype("float32")
-    got = hist(mode, tf.constant(x), 30, finite=True)
+    got = hist(mode, tf.constant(x), 30)
     assert got[0, 0] == pytest.approx(x.min()) and got[-1, 1] == pytest.approx(x.max())
     assert got[:, 2].sum() == pytest.approx(x.size, rel=1e-6)
     step = -(-800 // (st.HIST_SAMPLE // 250))

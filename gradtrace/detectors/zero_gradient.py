@@ -52,6 +52,7 @@ class ZeroGradientDetector:
         if not block.layers or not len(block):
             return []
         g = block.column("grad_norm")
+        bad = (block.column("grad_nonfinite") > 0).any(axis=1) | np.isinf(g).any(axis=1)
         several = len(self.models) > 1 and g.shape[1] == len(self.layers)
         groups = self.models if several else {None: range(g.shape[1])}
         out = []
@@ -60,8 +61,14 @@ class ZeroGradientDetector:
                 continue
             sub = g[:, list(cols)]
             zero = zero_gradient_rows(sub)
-            measured = ~np.isnan(sub).all(axis=1) & np.isfinite(sub).all(axis=1)
+            # judged: some gradient measured (NaN = a layer without weights,
+            # or not measured), none NaN/Inf for real (non_finite's finding)
+            measured = ~np.isnan(sub).all(axis=1) & ~bad
             n, first = self.streak.get(model, (0, -1))
+            if not zero.any():  # the usual block: gradients flow
+                if (measured & ~zero).any():
+                    self.streak[model] = (0, -1)
+                continue
             for i in range(len(block)):
                 if not measured[i]:
                     continue  # not measured, or NaN/Inf (non_finite's): keep

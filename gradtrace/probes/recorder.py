@@ -91,7 +91,6 @@ class Recording(intercept.Listener):
         self.loss_scale = None  # dynamic loss scale (float32 scalar)
         self.skipped = None  # the loss-scale optimizer skipped this step (bool)
         self.clipped = None  # an optimizer's gradient clipping engaged (bool)
-        self.clip_settings: list[str] = []  # e.g. "global_clipnorm=1.0"
         self.nested_applies = 0  # applies inside a nested graph: not recorded
         self._stack: list = []  # models and units running now
         self._apply_depth = 0
@@ -175,7 +174,7 @@ class Recording(intercept.Listener):
         factor = getattr(optimizer, "loss_scale_factor", None)
         if factor is not None:
             grads = [None if g is None else st._f32(g) / factor for g in grads]
-        engaged = _clip_engaged(optimizer, grads, self.clip_settings)
+        engaged = _clip_engaged(optimizer, grads)
         if engaged is not None:
             self.clipped = engaged if self.clipped is None else self.clipped | engaged
         for g, v in zip(grads, variables):
@@ -201,10 +200,10 @@ class Recording(intercept.Listener):
             self._apply_depth -= 1
 
 
-CLIP_SETTINGS = ("global_clipnorm", "clipnorm", "clipvalue")
+CLIP_OPTIONS = ("global_clipnorm", "clipnorm", "clipvalue")
 
 
-def _clip_engaged(optimizer, grads, settings: list):
+def _clip_engaged(optimizer, grads):
     """bool scalar: the optimizer's gradient clipping changes these (unscaled)
     gradients; None when it does not clip. One pass over the gradients, only
     for an optimizer that clips (it makes the same pass itself)."""
@@ -213,13 +212,10 @@ def _clip_engaged(optimizer, grads, settings: list):
     if not present:
         return None
     flags = []
-    for name in CLIP_SETTINGS:
+    for name in CLIP_OPTIONS:
         value = getattr(opt, name, None)
         if not value:
             continue
-        desc = f"{name}={value:g}"
-        if desc not in settings:
-            settings.append(desc)
         if name == "global_clipnorm":
             flags.append(st.sumsq(present) > float(value) ** 2)
         elif name == "clipnorm":
@@ -260,11 +256,9 @@ class Recorder:
     names]} handed to an optimizer with a `None` gradient), `nested_applies`.
     """
 
-    def __init__(self, config, n_replicas: int = 1, xla: bool = False):
+    def __init__(self, config, n_replicas: int = 1):
         self.config = config
         self.n_replicas = int(n_replicas)
-        self.xla = bool(xla)
-        self.clip_settings: tuple[str, ...] = ()  # the optimizers' clipping
         self.layer_infos: tuple[LayerInfo, ...] | None = None
         self.hist_tags: tuple[str, ...] = ()
         self.no_gradient: dict[str, list[str]] = {}
@@ -432,7 +426,6 @@ class Recorder:
         self.layer_infos = tuple(infos)
         self.no_gradient = no_gradient
         out = {}
-        self.clip_settings = tuple(rec.clip_settings)
         if rec.loss_scale is not None:
             out["loss_scale"] = rec.loss_scale
         if rec.clipped is not None:

@@ -44,18 +44,6 @@ _PASSIVE = (
     keras.layers.AveragePooling3D,
 )
 
-_LOSS_ALIASES = {
-    "mse": "mean_squared_error",
-    "mae": "mean_absolute_error",
-    "mape": "mean_absolute_percentage_error",
-    "msle": "mean_squared_logarithmic_error",
-    "kld": "kl_divergence",
-    "kullback_leibler_divergence": "kl_divergence",
-    "bce": "binary_crossentropy",
-    "cce": "categorical_crossentropy",
-    "scce": "sparse_categorical_crossentropy",
-}
-
 
 def gather(model, data) -> SetupFacts | None:
     """The facts of `model` (compiled) and its first batch `data`."""
@@ -138,7 +126,10 @@ def _loss(loss) -> dict:
         return {}
     from_logits = None
     if isinstance(loss, str):
-        name = loss
+        try:  # Keras' own aliases: "mse" -> mean_squared_error, "bce", "kld"
+            name = keras.losses.get(loss).__name__
+        except (ValueError, AttributeError):
+            name = loss
     elif isinstance(loss, keras.losses.Loss):
         name = getattr(loss, "fn", None)
         name = getattr(name, "__name__", None) or _snake(type(loss).__name__)
@@ -150,7 +141,7 @@ def _loss(loss) -> dict:
         name = getattr(loss, "__name__", None)
     if not name:
         return {}
-    name = _LOSS_ALIASES.get(name.lower(), name.lower())
+    name = name.lower()
     if from_logits is None and "crossentropy" in name:
         from_logits = False  # the string / function form: probabilities
     return dict(loss=name, from_logits=from_logits)

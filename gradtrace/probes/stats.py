@@ -236,16 +236,10 @@ def value_range(t):
     return tf.reduce_min(x), tf.reduce_max(x)
 
 
-def histogram(
-    t, bins: int = 30, xla: bool = False, finite: bool = False, known_range=None
-) -> tf.Tensor:
+def histogram(t, bins: int = 30) -> tf.Tensor:
     """Histogram of the finite entries of one tensor as a float32 vector
-    [lo, hi, counts...]: `histograms` of ``[t]`` (see there). `xla` and
-    `finite` are accepted for callers of the per-tensor form; the packed
-    computation needs neither."""
-    del xla, finite
-    r = value_range(t) if known_range is None else known_range
-    return histograms([t], [r], bins)[0]
+    [lo, hi, counts...]: `histograms` of ``[t]`` (see there)."""
+    return histograms([t], [value_range(t)], bins)[0]
 
 
 def histograms(tensors, ranges, bins: int = 30) -> tf.Tensor:

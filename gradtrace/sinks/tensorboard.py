@@ -348,13 +348,9 @@ class TensorBoardSink:
             for field, _, _ in tags.SCALAR_TAGS:
                 cols.append(block.field(field)[rows])
             if "grad_norm" in block.values:
-                g = block.values["grad_norm"][rows]
-                with np.errstate(over="ignore"):
-                    total = np.sqrt(np.nansum(np.square(g), axis=1))
-                total[np.isnan(g).all(axis=1)] = np.nan
                 tag_tuple += (tags.GLOBAL_NORM,)
-                cols.append(total[:, None])
-        if getattr(block, "clipped", None) is not None:
+                cols.append(block.global_grad_norm[rows, None])
+        if block.clipped is not None:
             tag_tuple += (tags.CLIPPED,)
             cols.append(block.clipped[rows, None])
         if block.loss_scale is not None:
