@@ -36,9 +36,16 @@ class Config:
             share (ReLU family), saturated share (sigmoid/tanh), non-finite.
         histograms: gradient/weight/activation histograms and the heatmap
             images, computed only in the "heavy" step.
-        histogram_every: run the heavy step every this many steps (>= 1).
+        histogram_every: run the heavy step every this many steps (>= 1);
+            a multiple of it when `log_budget_kb` needs (see there).
         write_every: write per-step scalars to TensorBoard every this many
             steps (>= 1). Detectors still see every step.
+        log_budget_kb: average TensorBoard kB per step (> 0), or ``None``
+            for everything. Model-wide series (loss, global gradient norm,
+            timing...) are always written every `write_every` steps;
+            histograms and then per-layer scalars are written at a lower
+            rate when they would exceed the budget (``gradtrace.budget``).
+            Detectors still see every layer at every step.
         layers: ``fnmatch`` patterns on ``layer.name``; only matching layers
             are probed. ``None`` probes every layer.
         timing: time every step (data / compute / host split).
@@ -62,6 +69,7 @@ class Config:
     histograms: bool = True
     histogram_every: int = 100
     write_every: int = 1
+    log_budget_kb: float | None = 5.0
     layers: tuple[str, ...] | None = None
     timing: bool = True
     console: bool = True
@@ -157,6 +165,8 @@ class Config:
         _check_float("loss_scale_min", self.loss_scale_min)
         for name in ("histogram_every", "write_every"):
             _check_int(name, getattr(self, name), minimum=1)
+        if self.log_budget_kb is not None:
+            _check_float("log_budget_kb", self.log_budget_kb, minimum=1e-3)
         if self.layers is not None:
             if isinstance(self.layers, str) or not isinstance(self.layers, Sequence):
                 raise TypeError(

@@ -18,6 +18,8 @@ import time
 import numpy as np
 
 from . import tags
+from .budget import LogPlan
+from .budget import plan as plan_log
 from .config import Config
 from .diagnose import Diagnoser
 from .findings import FindingBook
@@ -148,6 +150,11 @@ class Session:
 
             self.console = ConsoleSink()
         self.book = FindingBook(self._on_finding)
+        # What goes to disk how often (gradtrace.budget): planned from the
+        # bytes of the first block's scalars and of the largest heavy step.
+        self.plan = LogPlan(config.write_every, config.histogram_every)
+        self._sizes = None  # (model-wide event, per-layer scalars) bytes
+        self._heavy_bytes = None  # the largest heavy step's, once written
         self.diagnoser = None
         self.global_step = self._first_step = int(first_step)
         # Steps whose body returns its logs (a custom train_step, a Tracer
@@ -181,9 +188,10 @@ class Session:
         cfg = self.config
         step = self.global_step
         variant = "light"
-        heavy = self.step_fn.heavy
+        # Histograms exist only to be written: no heavy step without a logdir.
+        heavy = self.step_fn.heavy if self.tb is not None else None
         if heavy is not None and (
-            step % cfg.histogram_every == 0
+            step % self.plan.hist_every == 0
             # A run that starts mid-count (resumed, or its optimizer already
             # counted steps) compiles its heavy variant at its first step, as
             # a fresh run does at step 0: no later step stalls for a compile.
@@ -327,6 +335,12 @@ class Session:
                         tuple(tags.batch_tag(k) for k in self.scalar_keys),
                         np.array([r[7] for r in rows], dtype=np.float64),
                     )
+                with_loss = self.loss_key is not None or self.scalar_keys is None
+                if self._sizes is None:
+                    self._sizes = self.tb.block_bytes(
+                        block, extra, with_loss, self.config.timing
+                    )
+                    self._replan()
                 self.tb.stats_block(
                     block,
                     [r[6] for r in rows],
@@ -334,7 +348,8 @@ class Session:
                     t_steps,
                     t_walls,
                     extra=extra,
-                    with_loss=self.loss_key is not None or self.scalar_keys is None,
+                    with_loss=with_loss,
+                    layer_every=self.plan.layer_every,
                 )
                 self._histograms(block, rows)
             else:
@@ -382,12 +397,34 @@ class Session:
             if hists is None:
                 continue
             step = r[0]
+            before = self.tb.bytes_written
             self.tb.histograms(step, self.step_fn.hist_tags, hists.numpy())
             # Heatmap images span the last HEATMAP_STEPS steps: one every
             # HEATMAP_EVERY steps is enough even when histograms run every step.
             if self._last_heatmap is None or step - self._last_heatmap >= HEATMAP_EVERY:
                 self._last_heatmap = step
                 self._heatmaps(step)
+            written = (self.tb.bytes_written or 0) - (before or 0)
+            if written > (self._heavy_bytes or 0):
+                self._heavy_bytes = written
+                self._replan()
+
+    def _replan(self):
+        """The log plan from what was measured so far (gradtrace.budget)."""
+        if self._sizes is None:
+            return
+        cfg = self.config
+        budget = cfg.log_budget_kb
+        self.plan = plan_log(
+            None if budget is None else budget * 1000.0,
+            wide_bytes=self._sizes[0],
+            layer_bytes=self._sizes[1],
+            heavy_bytes=0 if self.step_fn.heavy is None else self._heavy_bytes,
+            write_every=cfg.write_every,
+            histogram_every=cfg.histogram_every,
+        )
+        if self.diagnoser is not None and self.step_fn.heavy is not None:
+            self.diagnoser.timing.heavy_every = self.plan.hist_every
 
     def _heatmaps(self, step):
         """Layer x step images of log10 gradient RMS and update ratio."""
@@ -433,6 +470,11 @@ class Session:
             )
         self._n_params = np.array([i.n_params for i in infos], dtype=np.float64)
         self.diagnoser = Diagnoser(self.config, infos, self.book)
+        self.diagnoser.timing.heavy_every = (
+            None
+            if self.tb is None or self.step_fn.heavy is None
+            else self.plan.hist_every
+        )
         if self.setup_facts is not None:
             self.diagnoser.observe_setup(self.setup_facts, first_step)
         for layer, names in self.step_fn.no_gradient.items():

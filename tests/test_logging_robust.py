@@ -86,7 +86,7 @@ def test_quick_fits_into_one_logdir_keep_every_step(tmp_path, xy):
     assert len(files) == 3 and len({f.name for f in files}) == 3
 
 
-def test_a_resumed_run_compiles_everything_at_its_first_steps(xy):
+def test_a_resumed_run_compiles_everything_at_its_first_steps(xy, tmp_path):
     x, y = xy
     m = mlp()
     m.optimizer.build(m.trainable_variables)
@@ -102,7 +102,15 @@ def test_a_resumed_run_compiles_everything_at_its_first_steps(xy):
 
     # steps 250..313: the heavy step at 300 must not compile anything new
     h = gradtrace.fit(
-        m, x, y, batch_size=32, epochs=8, verbose=0, callbacks=[Count()], config=quiet()
+        m,
+        x,
+        y,
+        batch_size=32,
+        epochs=8,
+        verbose=0,
+        callbacks=[Count()],
+        config=quiet(),
+        logdir=str(tmp_path),
     )
     assert counts[251]["light"] >= 1 and counts[251]["heavy"] >= 1  # both by 251
     assert counts[313] == counts[251]

@@ -248,7 +248,14 @@ def test_histograms_and_heatmaps_on_heavy_steps_only(tmp_path, xy):
     x, y = xy
     from tests.helpers import mlp
 
-    _fit(mlp(), x, y, tmp_path, config=quiet(histogram_every=3), epochs=1)
+    _fit(
+        mlp(),
+        x,
+        y,
+        tmp_path,
+        config=quiet(histogram_every=3, log_budget_kb=None),  # every heavy step
+        epochs=1,
+    )
     tags = read_tags(str(tmp_path / "train"))
     for tag in (
         "gradients/hidden/kernel",

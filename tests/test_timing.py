@@ -157,10 +157,9 @@ def test_fit_charges_batch_begin_callbacks_to_host_not_data(xy):
         )
         assert min(t.data_ms, t.compute_ms, t.host_ms) >= 0.0
     assert [t.step for t in h.step_times] == list(range(8))
-    assert [t.retraced for t in h.step_times[:2]] == [
-        True,
-        True,
-    ]  # heavy, light first calls
+    # No logdir: nothing to write histograms to, so no heavy variant; the
+    # light variant's first call is the only compile.
+    assert [t.retraced for t in h.step_times[:2]] == [True, False]
 
 
 def test_peak_memory_read_after_the_clock_and_recorded():

@@ -131,14 +131,23 @@ def test_heavier_compiled_step_is_compute(data):
     assert h.step_times[SLOW_AT].compute_ms >= SLEEP * 1e3
 
 
-def test_smaller_last_batch_does_not_retrace(data):
+def test_smaller_last_batch_does_not_retrace(data, tmp_path):
     # The step is traced for the dataset's element spec (batch dimension
     # None), as model.fit's function is: the last, smaller batch reuses it.
     import gradtrace
 
     x, y = data
     x, y = x[:1000], y[:1000]  # 31 batches of 32 and a last one of 8
-    h = gradtrace.fit(mlp(), x, y, batch_size=32, epochs=2, verbose=0, config=quiet())
+    h = gradtrace.fit(
+        mlp(),
+        x,
+        y,
+        batch_size=32,
+        epochs=2,
+        verbose=0,
+        config=quiet(),
+        logdir=str(tmp_path),  # histograms: a heavy variant too
+    )
     retraced = [t.step for t in h.step_times if t.retraced]
     assert retraced == [0, 1]  # first call of the heavy, then of the light step
     assert timing_findings(h) == []

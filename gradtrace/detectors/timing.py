@@ -5,8 +5,9 @@ straggler.
 (`slow_step.py`, `input_bound.py`, `retracing.py`):
 
 - heavy: the step ran the heavy (histogram) variant, i.e. histograms and
-  some probe family are on and ``step % histogram_every == 0`` (the rule of
-  the fit loop);
+  some probe family are on and ``step % heavy_every == 0`` (the rule of
+  the fit loop: `heavy_every` is `histogram_every`, or the multiple of it
+  that the log budget chose; None when the run writes no histograms);
 - compile step: the first call of a step variant (trace and compile): a
   retrace whose reason starts with ``"first call"``; when the reason is
   unknown (records rebuilt from event files), the first retraced step of
@@ -52,10 +53,11 @@ class TimingDetector:
 
     def __init__(self, config):
         self.config = config
-        self._heavy_on = bool(config.histograms) and bool(
+        heavy_on = bool(config.histograms) and bool(
             config.gradients or config.weights or config.updates or config.activations
         )
-        self._every = int(config.histogram_every)
+        # Steps that run the heavy variant: every `heavy_every`-th (None: none).
+        self.heavy_every = int(config.histogram_every) if heavy_on else None
         self._compiled = {False: False, True: False}
         self._epoch = None
         self.slow_step = SlowStepDetector(config)
@@ -64,7 +66,7 @@ class TimingDetector:
         self.straggler = StragglerDetector(config)
 
     def is_heavy(self, step: int) -> bool:
-        return self._heavy_on and step % self._every == 0
+        return self.heavy_every is not None and step % self.heavy_every == 0
 
     def observe(self, t: StepTime) -> list[Detection]:
         """Detections triggered by this step (usually none)."""

@@ -41,6 +41,10 @@ from tensorboard.plugins.text import metadata as text_metadata
 from .. import tags
 
 FLUSH_SECS = 2.0
+_RECORD_FRAMING = 16  # a TFRecord: length, its CRC, the data's CRC
+# An event's bytes besides its summary values: wall time, step, summary
+# header, TFRecord framing.
+EVENT_BYTES = 9 + 6 + 4 + _RECORD_FRAMING
 _WRITERS = itertools.count()  # event files opened by this process
 _SCALAR_META = scalar_metadata.create_summary_metadata("", "").SerializeToString()
 _HISTOGRAM_META = histogram_metadata.create_summary_metadata("", "").SerializeToString()
@@ -87,6 +91,7 @@ class _Run:
         self._seen: set[str] = set()
         self._array_cache: dict[tuple, list[bytes]] = {}
         self._last_flush = time.monotonic()
+        self.bytes_written = 0  # event bytes, TFRecord framing included
 
     # -- hot path: scalars ---------------------------------------------------
     def _scalar_prefix(self, tag: str) -> tuple[bytes, bytes]:
@@ -108,6 +113,10 @@ class _Run:
             )
             self._prefix[tag] = p
         return p
+
+    def scalar_bytes(self, tag_list) -> int:
+        """Bytes the scalars of `tag_list` take in an event (seen tags)."""
+        return sum(len(self._scalar_prefix(t)[1]) + 4 for t in tag_list)
 
     def scalars(self, step: int, wall: float, items) -> None:
         """items: iterable of (tag, float)."""
@@ -282,6 +291,7 @@ class _Run:
         if self._writer is None:
             self._open()
         self._writer.write(event)
+        self.bytes_written += len(event) + _RECORD_FRAMING
         now = time.monotonic()
         if now - self._last_flush > FLUSH_SECS:
             self.flush()
@@ -326,36 +336,24 @@ class TensorBoardSink:
         time_walls=(),
         extra=None,
         with_loss=True,
+        layer_every=1,
     ) -> None:
         """Per-step scalars of `block` (a `records.StatsBlock`) at `rows`:
-        batch_loss (unless `with_loss` is False), the `extra` scalars
-        (``(tags, [K, len(tags)] values)`` of every step of the block),
-        every per-layer tag, the loss scale when there is one, and the
-        `timing/*` tags of the `StepTime`s in `times` of the same steps, in
-        one event per step (`times` of other steps: events of their own,
-        with wall times `time_walls`)."""
+        the model-wide ones (batch_loss unless `with_loss` is False, the
+        `extra` scalars — ``(tags, [K, len(tags)] values)`` of every step of
+        the block —, the global gradient norm, clipping, the loss scale) and,
+        at steps that are a multiple of `layer_every`, every per-layer tag;
+        with the `timing/*` tags of the `StepTime`s in `times` of the same
+        steps, in one event per step (`times` of other steps: events of
+        their own, with wall times `time_walls`)."""
         rows = np.asarray(rows, dtype=np.int64)
         steps = block.steps[rows]
-        cols, tag_tuple = [], ()
-        if with_loss:
-            cols.append(block.loss[rows, None])
-            tag_tuple = (tags.BATCH_LOSS,)
-        if extra is not None and extra[0]:
-            tag_tuple += tuple(extra[0])
-            cols.append(np.asarray(extra[1], dtype=np.float64)[rows])
-        if block.layers and block.values.keys() - {"n_params"}:
-            tag_tuple += self._layer_tags(block.layers)
-            for field, _, _ in tags.SCALAR_TAGS:
-                cols.append(block.field(field)[rows])
-            if "grad_norm" in block.values:
-                tag_tuple += (tags.GLOBAL_NORM,)
-                cols.append(block.global_grad_norm[rows, None])
-        if block.clipped is not None:
-            tag_tuple += (tags.CLIPPED,)
-            cols.append(block.clipped[rows, None])
-        if block.loss_scale is not None:
-            tag_tuple += (tags.LOSS_SCALE,)
-            cols.append(block.loss_scale[rows, None])
+        wide_tags, wide, layer_tags, layer = self._columns(block, extra, with_loss)
+        tag_tuple = wide_tags + layer_tags
+        cols = [c[rows] for c in wide]
+        if layer:
+            keep = (steps % layer_every == 0)[:, None]
+            cols += [np.where(keep, c[rows], np.nan) for c in layer]
         at = {int(s): k for k, s in enumerate(steps.tolist())}
         timing = np.full((len(rows), len(_TIME_FIELDS)), np.nan)
         alone, alone_walls = [], []
@@ -374,6 +372,44 @@ class TensorBoardSink:
                 steps, np.asarray(walls)[rows], tag_tuple, np.hstack(cols)
             )
         self.times_block(alone, alone_walls)
+
+    def _columns(self, block, extra, with_loss):
+        """(model-wide tags, their [K, n] columns, per-layer tags, theirs)."""
+        wide_tags, wide, layer_tags, layer = (), [], (), []
+        if with_loss:
+            wide.append(block.loss[:, None])
+            wide_tags = (tags.BATCH_LOSS,)
+        if extra is not None and extra[0]:
+            wide_tags += tuple(extra[0])
+            wide.append(np.asarray(extra[1], dtype=np.float64))
+        if block.layers and block.values.keys() - {"n_params"}:
+            layer_tags = self._layer_tags(block.layers)
+            layer = [block.field(field) for field, _, _ in tags.SCALAR_TAGS]
+            if "grad_norm" in block.values:
+                wide_tags += (tags.GLOBAL_NORM,)
+                wide.append(block.global_grad_norm[:, None])
+        if block.clipped is not None:
+            wide_tags += (tags.CLIPPED,)
+            wide.append(block.clipped[:, None])
+        if block.loss_scale is not None:
+            wide_tags += (tags.LOSS_SCALE,)
+            wide.append(block.loss_scale[:, None])
+        return wide_tags, wide, layer_tags, layer
+
+    def block_bytes(self, block, extra=None, with_loss=True, timing=True):
+        """(bytes of one step's model-wide event, of its per-layer scalars)
+        as `stats_block` writes them (after each tag's first sight)."""
+        wide_tags, _, layer_tags, _ = self._columns(block, extra, with_loss)
+        if timing:
+            wide_tags += _TIME_TAGS
+        return (
+            EVENT_BYTES + self.train.scalar_bytes(wide_tags),
+            self.train.scalar_bytes(layer_tags),
+        )
+
+    @property
+    def bytes_written(self) -> int:
+        return self.train.bytes_written + self.validation.bytes_written
 
     def times_block(self, times, walls) -> None:
         """`timing/*` scalars of `StepTime`s (wall times `walls`), one event
