@@ -10,9 +10,10 @@ Models (synthetic data, nothing downloaded):
                LayerNormalization), d_model 128, sequence 64, batch 32
 
 Per model:
-  first call   seconds of a fresh model's first one-step epoch (trace, compile,
-               one step): model.fit, gradtrace.fit (default Config, logdir set)
-               and gradtrace.fit with Config(histograms=False)
+  first call   seconds from a fresh model's fit() call to the end of step 1 and
+               of step 2 (gradtrace compiles its heavy variant for step 1, its
+               light one for step 2): model.fit, gradtrace.fit (default Config,
+               logdir set) and gradtrace.fit with Config(histograms=False)
   steady       one model trains with model.fit and with gradtrace.fit (default
                Config, logdir set) in turn (A B, B A, ...), `--steps` steps per
                epoch; a variant's figure is its mean step time from the 4th
@@ -21,6 +22,11 @@ Per model:
   log          tags in LOGDIR/train, and bytes the logdir grew per step over
                the steady rounds
   memory       the process's resident memory before and after the steady rounds
+  tensorboard  a `--tb-steps`-step run as gradtrace writes it for this model
+               (its real tags, gradtrace's sink and log plan, synthetic values):
+               bytes per step, and the seconds until a real `tensorboard`
+               serves its last step
+Then: resident memory of a `--memory-steps`-step MLP run, every 1,000 steps.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.parse
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,9 +99,21 @@ def _dir_bytes(path) -> int:
     )
 
 
+class _BatchEnds(keras.callbacks.Callback):
+    def __init__(self, t0):
+        super().__init__()
+        self.t0, self.ends = t0, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter() - self.t0)
+
+
 def first_calls(name, tmp) -> dict:
+    """{variant: (s to the end of step 1, s to the end of step 2)} of a
+    fresh model's first two-step epoch: gradtrace compiles its heavy variant
+    for step 1 (histograms at the first step) and its light one for step 2."""
     build, bs = MODELS[name]
-    x, y = _data(name, bs)
+    x, y = _data(name, 2 * bs)
     out = {}
     for variant, cfg in (
         ("model.fit", None),
@@ -106,9 +125,9 @@ def first_calls(name, tmp) -> dict:
     ):
         keras.backend.clear_session()
         m = build()
-        t = time.perf_counter()
+        cb = _BatchEnds(time.perf_counter())
         if cfg is None:
-            m.fit(x, y, batch_size=bs, epochs=1, verbose=0)
+            m.fit(x, y, batch_size=bs, epochs=1, verbose=0, callbacks=[cb])
         else:
             gradtrace.fit(
                 m,
@@ -117,10 +136,11 @@ def first_calls(name, tmp) -> dict:
                 batch_size=bs,
                 epochs=1,
                 verbose=0,
+                callbacks=[cb],
                 config=cfg,
                 logdir=tempfile.mkdtemp(dir=tmp),
             )
-        out[variant] = time.perf_counter() - t
+        out[variant] = tuple(cb.ends[:2])
     return out
 
 
@@ -177,7 +197,140 @@ def steady(name, rounds, steps, tmp) -> dict:
         "tags": len(scalars),
         "bytes_per_step": grew / max(gt_steps, 1),
         "rss_mb": (rss0, _rss_mb()),
+        "model": model,
     }
+
+
+def tensorboard_load(model, tmp, steps) -> dict:
+    """Writes what gradtrace writes for `model` over `steps` steps under the
+    default Config — its real layer and histogram tags, gradtrace's own sink
+    and log plan, values synthetic — and times a real `tensorboard` (free
+    127.0.0.1 port) until it serves the last step of `batch_loss` and of a
+    per-layer tag."""
+    from pathlib import Path
+
+    from gradtrace import budget, runinfo, tags
+    from gradtrace.probes.recorder import HIST_BINS
+    from gradtrace.records import LAYER_FIELDS, StatsBlock, StepTime
+    from gradtrace.sinks.tensorboard import TensorBoardSink
+    from tests.helpers import get_json, tensorboard_server
+
+    step_fn = next(iter(model.__dict__["_gradtrace_steps"].values()))
+    layers, hist_tags = step_fn.layer_names, step_fn.hist_tags
+    root = os.path.join(tmp, "tensorboard-load")
+    folder = os.path.join(root, "run")
+    os.makedirs(folder)
+    cfg = gradtrace.Config()
+    runinfo.write(folder, cfg, step_fn.layer_infos)
+    sink = TensorBoardSink(folder)
+    rng = np.random.default_rng(0)
+    hists = np.concatenate(
+        [
+            np.tile([[-1.0, 1.0]], (len(hist_tags), 1)),
+            rng.integers(0, 100, (len(hist_tags), HIST_BINS)),
+        ],
+        axis=1,
+    )
+    heat = rng.uniform(-6, 0, (len(layers), 256))
+
+    def heavy(step):
+        before = sink.bytes_written
+        sink.histograms(step, hist_tags, hists)
+        sink.heatmap(tags.GRADIENT_HEATMAP, step, heat)
+        sink.heatmap(tags.UPDATE_HEATMAP, step, heat)
+        return sink.bytes_written - before
+
+    def block(k):
+        values = {
+            f: rng.uniform(0.01, 1.0, size=(len(k), len(layers))) for f in LAYER_FIELDS
+        }
+        values["n_params"] = np.full(len(layers), 1000.0)
+        return StatsBlock(k, 0 * k, rng.uniform(size=len(k)), layers, values)
+
+    t = time.perf_counter()
+    wide, per_layer = sink.block_bytes(block(np.arange(1)))
+    log_plan = budget.plan(
+        cfg.log_budget_kb * 1000,
+        wide_bytes=wide,
+        layer_bytes=per_layer,
+        heavy_bytes=heavy(0),
+        write_every=cfg.write_every,
+        histogram_every=cfg.histogram_every,
+    )
+    for start in range(0, steps, 500):
+        k = np.arange(start, min(steps, start + 500))
+        times = [StepTime(int(s), 0, 30.0, 1.0, 28.0, 1.0, False) for s in k]
+        sink.stats_block(
+            block(k),
+            1e9 + k,
+            np.arange(len(k)),
+            times,
+            1e9 + k,
+            layer_every=log_plan.layer_every,
+        )
+        for s in k[(k % log_plan.hist_every == 0) & (k > 0)]:
+            heavy(int(s))
+    sink.close()
+    written = time.perf_counter() - t
+    size = _dir_bytes(folder)
+    last = steps - 1
+    layer_tag = tags.layer_tag("gradients", layers[0], "norm")
+    layer_last = last - last % log_plan.layer_every
+    t0 = time.perf_counter()
+    with tensorboard_server(Path(root), wait_for_runs=False) as port:
+        answers = time.perf_counter() - t0
+
+        def last_step(tag):
+            q = urllib.parse.urlencode({"run": "run/train", "tag": tag})
+            try:
+                points = get_json(port, f"/data/plugin/scalars/scalars?{q}")
+            except OSError:  # not loaded yet (400/404)
+                return -1
+            return points[-1][1] if points else -1
+
+        while last_step(tags.BATCH_LOSS) < last or last_step(layer_tag) < layer_last:
+            time.sleep(0.5)
+        served = time.perf_counter() - t0
+    return {
+        "plan": log_plan,
+        "bytes_per_step": size / steps,
+        "written_s": written,
+        "answers_s": answers,
+        "served_s": served,
+    }
+
+
+def long_run_memory(steps, tmp) -> dict:
+    """RSS of a `steps`-step gradtrace.fit (MLP 784-256-256-10, batch 32,
+    logdir set, default Config) at every 1,000-step epoch's end."""
+    import tensorflow as tf
+
+    from benchmarks.overhead import mlp
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3200, 784)).astype("float32")
+    y = rng.integers(0, 10, 3200)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).repeat()
+    rss = []
+
+    class Sample(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            rss.append(_rss_mb())
+
+    h = gradtrace.fit(
+        mlp(),
+        data,
+        steps_per_epoch=1000,
+        epochs=steps // 1000,
+        verbose=0,
+        callbacks=[Sample()],
+        config=gradtrace.Config(console=False),
+        logdir=os.path.join(tmp, "long-run"),
+    )
+    import pickle
+
+    record = len(pickle.dumps(h.step_times)) / len(h.step_times)
+    return {"rss": rss, "record_bytes": record, "steps": len(h.step_times)}
 
 
 def main(argv=None) -> int:
@@ -186,6 +339,18 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--no-first-call", action="store_true")
+    ap.add_argument(
+        "--tb-steps",
+        type=int,
+        default=10_000,
+        help="steps of the run a real tensorboard loads (0: skip)",
+    )
+    ap.add_argument(
+        "--memory-steps",
+        type=int,
+        default=20_000,
+        help="steps of the long MLP run whose memory is sampled (0: skip)",
+    )
     a = ap.parse_args(argv)
     print("$ " + shlex.join(["python", "benchmarks/scale.py", *(argv or [])]))
     import tensorflow as tf
@@ -198,9 +363,13 @@ def main(argv=None) -> int:
         print(f"\n## {name} (batch {MODELS[name][1]})", flush=True)
         if not a.no_first_call:
             fc = first_calls(name, tmp)
-            base = fc["model.fit"]
-            for v, s in fc.items():
-                print(f"first call  {v:<32} {s:7.1f} s  {s / base:5.2f}x", flush=True)
+            b1, b2 = fc["model.fit"]
+            for v, (s1, s2) in fc.items():
+                print(
+                    f"first call  {v:<32} step 1 at {s1:6.1f} s ({s1 / b1:4.2f}x), "
+                    f"step 2 at {s2:6.1f} s ({s2 / b2:4.2f}x)",
+                    flush=True,
+                )
         st = steady(name, a.rounds, a.steps, tmp)
         rounds = "; ".join(
             f"{v}: " + " ".join(f"{t:.0f}" for t in ts)
@@ -217,6 +386,28 @@ def main(argv=None) -> int:
         r0, r1 = st["rss_mb"]
         print(
             f"memory      RSS {r0:.0f} MB -> {r1:.0f} MB over the steady rounds",
+            flush=True,
+        )
+        if a.tb_steps:
+            tb = tensorboard_load(st["model"], tmp, a.tb_steps)
+            p = tb["plan"]
+            print(
+                f"tensorboard {a.tb_steps:,}-step run as gradtrace writes it (per-layer "
+                f"scalars every {p.layer_every} steps, histograms every "
+                f"{p.hist_every}): {tb['bytes_per_step'] / 1000:.2f} kB per step; "
+                f"server answers after {tb['answers_s']:.1f} s, serves the last step "
+                f"of batch_loss and of a per-layer tag after {tb['served_s']:.1f} s",
+                flush=True,
+            )
+        del st
+    if a.memory_steps:
+        m = long_run_memory(a.memory_steps, tmp)
+        rss = m["rss"]
+        print(
+            f"\n## memory over a {m['steps']:,}-step run (MLP 784-256-256-10, logdir)\n"
+            f"RSS after each 1,000 steps (MB): {' '.join(f'{r:.0f}' for r in rss)}\n"
+            f"from 1,000 to {m['steps']:,} steps: {rss[-1] - rss[0]:+.1f} MB; "
+            f"history.step_times keeps {m['record_bytes']:.0f} bytes per step (pickled)",
             flush=True,
         )
     return 0

@@ -154,7 +154,9 @@ class Session:
         # bytes of the first block's scalars and of the largest heavy step.
         self.plan = LogPlan(config.write_every, config.histogram_every)
         self._sizes = None  # (model-wide event, per-layer scalars) bytes
-        self._heavy_bytes = None  # the largest heavy step's, once written
+        # The largest heavy step's bytes, once written (kept on the compiled
+        # step: a later fit of the same model starts from it).
+        self._heavy_bytes = getattr(step_fn, "heavy_bytes", None)
         self.diagnoser = None
         self.global_step = self._first_step = int(first_step)
         # Steps whose body returns its logs (a custom train_step, a Tracer
@@ -406,7 +408,7 @@ class Session:
                 self._heatmaps(step)
             written = (self.tb.bytes_written or 0) - (before or 0)
             if written > (self._heavy_bytes or 0):
-                self._heavy_bytes = written
+                self._heavy_bytes = self.step_fn.heavy_bytes = written
                 self._replan()
 
     def _replan(self):

@@ -176,6 +176,7 @@ class ProbedStep:
         self.probed = config.probes_on
         self.recorder = Recorder(config, self.n_replicas) if self.probed else None
         self.trace_counts = {"light": 0, "heavy": 0}
+        self.heavy_bytes = None  # what one heavy step wrote (session.py)
         self.light = self._compile(heavy=False)
         self.heavy = (
             self._compile(heavy=True) if (config.histograms and self.probed) else None

@@ -32,7 +32,8 @@ def _both(build, x, y=None, epochs=2, batch_size=16, tmp_path=None, config=None)
         verbose=0,
         shuffle=False,
         logdir=None if tmp_path is None else str(tmp_path),
-        config=config or quiet(histogram_every=3),
+        # every step written: the series are compared step by step
+        config=config or quiet(histogram_every=3, log_budget_kb=None),
     )
     return a, ha, b, hb
 
@@ -233,7 +234,7 @@ def test_custom_step_under_xla(tmp_path):
         verbose=0,
         shuffle=False,
         logdir=str(tmp_path),
-        config=quiet(histogram_every=1),
+        config=quiet(histogram_every=1, log_budget_kb=None),
     )
     s = read_scalars(str(tmp_path / "train"))
     assert len(s["gradients/hidden/norm"]) == 2

@@ -24,7 +24,7 @@ def server(tmp_path_factory, xy_module):
         verbose=0,
         validation_split=0.25,
         logdir=str(logdir),
-        config=quiet(histogram_every=4),
+        config=quiet(histogram_every=4, log_budget_kb=None),  # every step served
     )
     with tensorboard_server(logdir) as port:
         yield port
@@ -76,7 +76,7 @@ def test_a_gan_run_serves_every_family_of_both_models(tmp_path):
         epochs=2,
         verbose=0,
         logdir=str(logdir),
-        config=quiet(histogram_every=4),
+        config=quiet(histogram_every=4, log_budget_kb=None),  # every step served
     )
     with tensorboard_server(logdir) as port:
         train = _get(port, "/data/plugin/scalars/tags")["train"]

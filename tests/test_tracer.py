@@ -68,7 +68,9 @@ def _run(tracer_kw=None, step_kw=None, epochs=2, logdir=None):
     actor, critic, oa, oc = _actor_critic()
     ds = tf.data.Dataset.from_tensor_slices(_states()).batch(B)
     with gradtrace.Tracer(
-        logdir=logdir, **(tracer_kw or {"config": quiet()})
+        logdir=logdir,
+        # every step written: the series are compared step by step
+        **(tracer_kw or {"config": quiet(log_budget_kb=None)}),
     ) as tracer:
         step = tracer.step(_step_fn(actor, critic, oa, oc), **(step_kw or {}))
         for epoch in range(epochs):
