@@ -217,7 +217,7 @@ def tensorboard_load(model, tmp, steps) -> dict:
 
     step_fn = next(iter(model.__dict__["_gradtrace_steps"].values()))
     layers, hist_tags = step_fn.layer_names, step_fn.hist_tags
-    root = os.path.join(tmp, "tensorboard-load")
+    root = tempfile.mkdtemp(prefix="tensorboard-load-", dir=tmp)
     folder = os.path.join(root, "run")
     os.makedirs(folder)
     cfg = gradtrace.Config()
