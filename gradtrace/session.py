@@ -498,7 +498,7 @@ class Session:
     def epoch_end(self, epoch, logs):
         """Judges and writes what is pending; `epoch_<key>` scalars of `logs`."""
         self.flush()
-        self._closing_heatmaps()
+        self._closing_heatmaps(run_end=False)
         if self.tb is not None:
             self.tb.epoch(epoch, logs)
         if self.jsonl is not None:
@@ -506,15 +506,23 @@ class Session:
 
     def finish(self):
         self.flush()
-        self._closing_heatmaps()
+        self._closing_heatmaps(run_end=True)
         if self.diagnoser is not None:
             self.diagnoser.finish()
 
-    def _closing_heatmaps(self):
-        """The heatmap images also at each epoch's end and the run's end, so a
-        short run shows more than its step-0 column."""
+    def _closing_heatmaps(self, run_end):
+        """The heatmap images also at the run's end, so a short run shows
+        more than its step-0 column, and at an epoch's end when heavy steps
+        would have drawn them by now (images of a big model weigh ~0.1 MB
+        each: not at every end of short epochs, which would break the log
+        budget)."""
         last = self.global_step - 1
-        if self._recent and self._last_heatmap != last:
+        due = (
+            run_end
+            or self._last_heatmap is None
+            or last - self._last_heatmap >= max(HEATMAP_EVERY, self.plan.hist_every)
+        )
+        if self._recent and self._last_heatmap != last and due:
             self._last_heatmap = last
             self._heatmaps(last)
 

@@ -159,3 +159,28 @@ def test_many_layers_stay_within_the_budget_and_every_step_is_judged(tmp_path):
     assert hist_steps[0] == 0 and len(hist_steps) >= 2
     assert all(st % 20 == 0 for st in hist_steps)
     assert gaps.min() > 20 and (np.diff(gaps) >= 0).all()
+
+
+def test_short_epochs_do_not_each_draw_the_heatmap_images(tmp_path, xy):
+    # Images of a big model weigh ~0.1 MB each: drawn at every end of a
+    # short epoch they alone would break the budget. Step 0 and the run's end.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import gradtrace
+    from tests.helpers import mlp
+
+    x, y = xy
+    gradtrace.fit(
+        mlp(),
+        x,
+        y,
+        batch_size=32,  # 8 steps per epoch
+        epochs=6,
+        verbose=0,
+        logdir=str(tmp_path),
+        config=quiet(),
+    )
+    ea = EventAccumulator(str(tmp_path / "train"), size_guidance={"tensors": 0})
+    ea.Reload()
+    for tag in (tags.GRADIENT_HEATMAP, tags.UPDATE_HEATMAP):
+        assert [e.step for e in ea.Tensors(tag)] == [0, 47], tag
