@@ -90,8 +90,10 @@ def test_profile_on_slow_step_traces_the_next_expected_slow_step(
     import gradtrace
 
     # Slow every 20 steps; the 1 s sleep at 40 also puts the two traces in
-    # different seconds, so neither window is moved.
-    sleeps = {20: 0.2, 40: 1.05, 60: 0.2}
+    # different seconds, so neither window is moved. Each stall costs more
+    # than `slow_step_stall_ms` (200 ms): a 0.2 s sleep on a ~2 ms step sat
+    # right at that threshold and was a finding only sometimes.
+    sleeps = {20: 0.3, 40: 1.05, 60: 0.3}
 
     class Periodic(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
