@@ -131,9 +131,17 @@ def test_many_layers_stay_within_the_budget_and_every_step_is_judged(tmp_path):
     assert _event_bytes(all_dir) / steps > 3 * 3000
     assert _event_bytes(logdir) / steps <= 3000
 
-    # The detectors saw every layer at every step: the same findings.
-    found = sorted((f.kind, f.layer, f.step) for f in h.findings)
-    assert found == sorted((f.kind, f.layer, f.step) for f in h_all.findings)
+    # The detectors saw every layer at every step: the same findings (timing
+    # ones aside: they judge this machine's clock, not the statistics).
+    timing = {"slow_step", "input_bound", "retracing", "straggler"}
+
+    def judged(history):
+        return sorted(
+            (f.kind, f.layer, f.step) for f in history.findings if f.kind not in timing
+        )
+
+    found = judged(h)
+    assert found == judged(h_all)
     assert ("vanishing_gradient", "d00") in {(k, layer) for k, layer, _ in found}
 
     s = read_scalars(os.path.join(logdir, "train"))
