@@ -165,8 +165,19 @@ class Config:
         _check_float("loss_scale_min", self.loss_scale_min)
         for name in ("histogram_every", "write_every"):
             _check_int(name, getattr(self, name), minimum=1)
-        if self.log_budget_kb is not None:
-            _check_float("log_budget_kb", self.log_budget_kb, minimum=1e-3)
+        budget = self.log_budget_kb
+        if budget is not None:
+            if isinstance(budget, bool) or not isinstance(budget, (int, float)):
+                raise TypeError(
+                    "`log_budget_kb` must be a number or None. Received: "
+                    f"log_budget_kb={budget!r} of type {type(budget).__name__}."
+                )
+            if not 0 < budget < math.inf:
+                raise ValueError(
+                    "`log_budget_kb` must be a finite number > 0 (average kB of event files per "
+                    "step), or None to write every statistic at every step. "
+                    f"Received: log_budget_kb={self.log_budget_kb}."
+                )
         if self.layers is not None:
             if isinstance(self.layers, str) or not isinstance(self.layers, Sequence):
                 raise TypeError(

@@ -150,13 +150,13 @@ class Session:
 
             self.console = ConsoleSink()
         self.book = FindingBook(self._on_finding)
+        # Histograms exist only to be written: no heavy step without a logdir.
+        self._heavy = step_fn.heavy if self.tb is not None else None
         # What goes to disk how often (gradtrace.budget): planned from the
-        # bytes of the first block's scalars and of the largest heavy step.
+        # bytes of the first block's scalars and of the largest heavy step
+        # (`step_fn.heavy_bytes`: a later fit of the same model starts from it).
         self.plan = LogPlan(config.write_every, config.histogram_every)
         self._sizes = None  # (model-wide event, per-layer scalars) bytes
-        # The largest heavy step's bytes, once written (kept on the compiled
-        # step: a later fit of the same model starts from it).
-        self._heavy_bytes = getattr(step_fn, "heavy_bytes", None)
         self.diagnoser = None
         self.global_step = self._first_step = int(first_step)
         # Steps whose body returns its logs (a custom train_step, a Tracer
@@ -167,9 +167,7 @@ class Session:
         self._last_heatmap = None
         # Recent records for the heatmap images: kept only when they are drawn.
         self._recent = (
-            collections.deque(maxlen=HEATMAP_STEPS)
-            if self.tb is not None and self.step_fn.heavy is not None
-            else None
+            collections.deque(maxlen=HEATMAP_STEPS) if self._heavy is not None else None
         )
         self._pending = None
         # Steps not judged and written yet: (step, epoch, loss, packed stats,
@@ -190,9 +188,7 @@ class Session:
         cfg = self.config
         step = self.global_step
         variant = "light"
-        # Histograms exist only to be written: no heavy step without a logdir.
-        heavy = self.step_fn.heavy if self.tb is not None else None
-        if heavy is not None and (
+        if self._heavy is not None and (
             step % self.plan.hist_every == 0
             # A run that starts mid-count (resumed, or its optimizer already
             # counted steps) compiles its heavy variant at its first step, as
@@ -406,9 +402,9 @@ class Session:
             if self._last_heatmap is None or step - self._last_heatmap >= HEATMAP_EVERY:
                 self._last_heatmap = step
                 self._heatmaps(step)
-            written = (self.tb.bytes_written or 0) - (before or 0)
-            if written > (self._heavy_bytes or 0):
-                self._heavy_bytes = self.step_fn.heavy_bytes = written
+            written = self.tb.bytes_written - before
+            if written > (self.step_fn.heavy_bytes or 0):
+                self.step_fn.heavy_bytes = written
                 self._replan()
 
     def _replan(self):
@@ -421,12 +417,18 @@ class Session:
             None if budget is None else budget * 1000.0,
             wide_bytes=self._sizes[0],
             layer_bytes=self._sizes[1],
-            heavy_bytes=0 if self.step_fn.heavy is None else self._heavy_bytes,
+            heavy_bytes=0 if self._heavy is None else self.step_fn.heavy_bytes,
             write_every=cfg.write_every,
             histogram_every=cfg.histogram_every,
         )
-        if self.diagnoser is not None and self.step_fn.heavy is not None:
-            self.diagnoser.timing.heavy_every = self.plan.hist_every
+        self._tell_timing()
+
+    def _tell_timing(self):
+        # The timing rules give heavy steps their own baseline.
+        if self.diagnoser is not None:
+            self.diagnoser.timing.heavy_every = (
+                None if self._heavy is None else self.plan.hist_every
+            )
 
     def _heatmaps(self, step):
         """Layer x step images of log10 gradient RMS and update ratio."""
@@ -472,11 +474,7 @@ class Session:
             )
         self._n_params = np.array([i.n_params for i in infos], dtype=np.float64)
         self.diagnoser = Diagnoser(self.config, infos, self.book)
-        self.diagnoser.timing.heavy_every = (
-            None
-            if self.tb is None or self.step_fn.heavy is None
-            else self.plan.hist_every
-        )
+        self._tell_timing()
         if self.setup_facts is not None:
             self.diagnoser.observe_setup(self.setup_facts, first_step)
         for layer, names in self.step_fn.no_gradient.items():

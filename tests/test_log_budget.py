@@ -66,12 +66,21 @@ def test_model_wide_series_over_budget_still_leave_a_quarter_for_layers():
 
 
 @pytest.mark.parametrize(
-    "value, error", [(0, ValueError), (-1.0, ValueError), ("5", TypeError)]
+    "value, error",
+    [
+        (0, ValueError),
+        (-1.0, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        ("5", TypeError),
+        (True, TypeError),
+    ],
 )
 def test_bad_budget_is_a_clear_error(value, error):
     import gradtrace
 
-    with pytest.raises(error, match="log_budget_kb"):
+    # names the field and the value, and the way to write everything
+    with pytest.raises(error, match=r"log_budget_kb.*None.*Received"):
         gradtrace.Config(log_budget_kb=value)
 
 
