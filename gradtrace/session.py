@@ -34,6 +34,10 @@ HEATMAP_STEPS = 256
 # NaN/Inf, and at every epoch end. (Per-step host work in Python was the main
 # cost of the probes on small, fast models.)
 BLOCK_STEPS = 32
+# A big model's light steps measure weight and update norms every this many
+# steps (and where per-layer scalars are written): `_measures_weights`.
+WEIGHT_NORMS_EVERY = 8
+_WEIGHT_COL = LAYER_FIELDS.index("weight_norm")
 BLOCK_SECS = 1.0
 
 
@@ -179,6 +183,7 @@ class Session:
         self._flushed_at = time.monotonic()
         self._last_data: dict = {}  # variant -> the last input (retrace reasons)
         self._epoch_of_last_step = None
+        self._weight_norms = None  # the last measured (`_carry_weight_norms`)
 
     # -- per step -----------------------------------------------------------
     def step(self, data, epoch, spec=None, kwargs=None):
@@ -203,10 +208,16 @@ class Session:
         fn = getattr(self.step_fn, variant)
         if kwargs is None:
             self.step_fn.trace_for(variant, spec)
-            out = fn(data)
-        else:
-            out = fn(*data, **kwargs)
+        sparse = variant == "light" and self.step_fn.sparse_norms
+        measured = not sparse or self._measures_weights(step)
+        if sparse:
+            self.step_fn.measure_weights(measured)
+        out = fn(data) if kwargs is None else fn(*data, **kwargs)
         stats = out["stats"].numpy() if "stats" in out else None
+        bad = bool(out["bad"].numpy()) if "bad" in out else False
+        if stats is not None:
+            # A NaN/Inf step measured every norm (`probes.recorder`).
+            stats = self._carry_weight_norms(stats, measured or bad)
         extras = None
         if "loss" in out:
             loss = float(out["loss"].numpy())
@@ -220,7 +231,6 @@ class Session:
             # (0 keeps the loss rules quiet; batch_loss is then not written).
             loss = values.get(self.loss_key, 0.0) if self.loss_key else 0.0
         scale = float(out["loss_scale"].numpy()) if "loss_scale" in out else None
-        bad = bool(out["bad"].numpy()) if "bad" in out else False
         self.clock.compute_done()
         retraced = counts[variant] != traces
         reason = None
@@ -260,6 +270,21 @@ class Session:
             # NaN/Inf: judged now, so the run can stop right after this step.
             self.flush()
         return out
+
+    def _measures_weights(self, step) -> bool:
+        """A big model's light step measures weight and update norms every
+        `WEIGHT_NORMS_EVERY` steps and on every step whose per-layer scalars
+        are written (so every written value is measured)."""
+        return step % WEIGHT_NORMS_EVERY == 0 or step % self.plan.layer_every == 0
+
+    def _carry_weight_norms(self, stats, measured):
+        """A step that did not measure weight norms keeps the last measured
+        ones (its update norms stay NaN: not measured)."""
+        if measured:
+            self._weight_norms = stats[:, _WEIGHT_COL].copy()
+        elif self._weight_norms is not None and len(self._weight_norms) == len(stats):
+            stats[:, _WEIGHT_COL] = self._weight_norms
+        return stats
 
     def _last_spec(self, variant):
         # The previous call's input, in this fit or (cached step) an earlier one.

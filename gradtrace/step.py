@@ -174,7 +174,18 @@ class ProbedStep:
         self.jit_compile = bool(jit_compile)
         self.n_replicas = int(n_replicas)
         self.probed = config.probes_on
-        self.recorder = Recorder(config, self.n_replicas) if self.probed else None
+        # Set by the host before each light step (`measure_weights_at`).
+        self._measure = (
+            tf.Variable(True, trainable=False, name="gradtrace_measure_weights")
+            if self.probed and (config.weights or config.updates)
+            else None
+        )
+        self._measuring = True
+        self.recorder = (
+            Recorder(config, self.n_replicas, measure_weights=self._measure)
+            if self.probed
+            else None
+        )
         self.trace_counts = {"light": 0, "heavy": 0}
         self.heavy_bytes = None  # what one heavy step wrote (session.py)
         self.light = self._compile(heavy=False)
@@ -198,6 +209,20 @@ class ProbedStep:
     @property
     def no_gradient(self) -> dict:
         return self.recorder.no_gradient if self.recorder else {}
+
+    @property
+    def sparse_norms(self) -> bool:
+        """The light step measures weight and update norms only when told
+        (`measure_weights`): a big model (`probes.recorder`)."""
+        return bool(self.recorder and self.recorder.sparse_norms)
+
+    def measure_weights(self, on: bool) -> None:
+        """Whether the next light step measures weight and update norms (a
+        sparse step's only; one variable assign when the answer changes)."""
+        on = bool(on)
+        if self._measure is not None and on != self._measuring:
+            self._measure.assign(on)
+            self._measuring = on
 
     def _wrap(self, heavy: bool):
         """`(*args) -> out` of one replica (the data contract above)."""

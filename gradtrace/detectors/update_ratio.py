@@ -6,6 +6,8 @@ Rule: per layer with trainable weights, the update/weight norm ratio
 step) or below `Config.update_ratio_min` (default 1e-7) for
 `Config.diagnosis_patience` consecutive checks, from step
 `Config.diagnosis_warmup` on. CS231n: about 1e-3 is healthy.
+A step that did not measure the update norm (a big model's light step
+between measurements, see `gradtrace.session`) is not a check.
 
 "Too small" is reported only where the layer's gradient RMS is at least
 `Config.vanishing_rms`: a tiny update from a tiny gradient is
