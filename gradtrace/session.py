@@ -34,11 +34,11 @@ HEATMAP_STEPS = 256
 # NaN/Inf, and at every epoch end. (Per-step host work in Python was the main
 # cost of the probes on small, fast models.)
 BLOCK_STEPS = 32
+BLOCK_SECS = 1.0
 # A big model's light steps measure weight and update norms every this many
 # steps (and where per-layer scalars are written): `_measures_weights`.
 WEIGHT_NORMS_EVERY = 8
 _WEIGHT_COL = LAYER_FIELDS.index("weight_norm")
-BLOCK_SECS = 1.0
 
 
 def scalar_items(result) -> dict[str, float]:
@@ -274,8 +274,13 @@ class Session:
     def _measures_weights(self, step) -> bool:
         """A big model's light step measures weight and update norms every
         `WEIGHT_NORMS_EVERY` steps and on every step whose per-layer scalars
-        are written (so every written value is measured)."""
-        return step % WEIGHT_NORMS_EVERY == 0 or step % self.plan.layer_every == 0
+        are written (so every written value is measured); also at its first
+        step (a resumed run, or `write_every` > 1) so there is one to carry."""
+        return (
+            self._weight_norms is None  # nothing measured yet in this run
+            or step % WEIGHT_NORMS_EVERY == 0
+            or step % self.plan.layer_every == 0
+        )
 
     def _carry_weight_norms(self, stats, measured):
         """A step that did not measure weight norms keeps the last measured

@@ -174,7 +174,7 @@ class ProbedStep:
         self.jit_compile = bool(jit_compile)
         self.n_replicas = int(n_replicas)
         self.probed = config.probes_on
-        # Set by the host before each light step (`measure_weights_at`).
+        # Set by the host before a light step (`measure_weights`).
         self._measure = (
             tf.Variable(True, trainable=False, name="gradtrace_measure_weights")
             if self.probed and (config.weights or config.updates)
@@ -182,7 +182,7 @@ class ProbedStep:
         )
         self._measuring = True
         self.recorder = (
-            Recorder(config, self.n_replicas, measure_weights=self._measure)
+            Recorder(config, self.n_replicas, measure_flag=self._measure)
             if self.probed
             else None
         )

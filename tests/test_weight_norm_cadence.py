@@ -102,8 +102,8 @@ def test_big_model_measures_weight_norms_every_few_steps(tmp_path, data, seen):
     by_step = {step: (w, u) for step, w, u in seen}
     assert sorted(by_step) == list(range(STEPS))
     measured = [st for st in range(STEPS) if not np.isnan(by_step[st][1]).any()]
-    # The first block is judged before the plan knows which steps are
-    # written: all measured. Then: every `every` steps and the written ones.
+    # Once the log plan is known (at the first block's flush, by step 31):
+    # every `every` steps and the written ones.
     later = [st for st in measured if st >= 32]
     assert later == [st for st in range(32, STEPS) if st % every == 0 or st % k == 0]
     assert len(later) < (STEPS - 32) / 2
@@ -159,3 +159,27 @@ def test_a_non_finite_step_is_measured(tmp_path, data, seen):
     # too (their update norms: NaN on a step that does not measure them).
     assert np.isnan(w[0]) and np.isnan(u[0])
     assert np.isfinite(u[1:]).all()
+
+
+def test_a_run_starting_between_measurements_measures_its_first_step(data, seen):
+    """A run whose first step is not a measuring step (its optimizer already
+    counted 250 steps; write_every=3; no logdir, so no heavy step) measures
+    that step anyway: there is a weight norm to carry, no false NaN."""
+    import gradtrace
+
+    model = _model(1024)
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(250)
+    assert 250 % session.WEIGHT_NORMS_EVERY and 250 % 3
+    x, y = data
+    h = gradtrace.fit(
+        model,
+        x[: 16 * BATCH],
+        y[: 16 * BATCH],
+        batch_size=BATCH,
+        verbose=0,
+        config=quiet(write_every=3),
+    )
+    assert [step for step, _, _ in seen] == list(range(250, 266))
+    assert all(np.isfinite(w).all() for _, w, _ in seen)
+    assert not h.findings

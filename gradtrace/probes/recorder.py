@@ -49,7 +49,7 @@ from .capture import can_capture_updates, capture_updates
 _NAN = float("nan")
 HIST_BINS = 30
 # Models with at least this many trained parameters measure weight and update
-# norms on the light steps the host asks for (`Recorder.measure_weights`).
+# norms on the light steps the host asks for (`Recorder.measure_flag`).
 SPARSE_NORMS_MIN_PARAMS = 1_000_000
 
 
@@ -259,12 +259,12 @@ class Recorder:
     names]} handed to an optimizer with a `None` gradient), `nested_applies`.
     """
 
-    def __init__(self, config, n_replicas: int = 1, measure_weights=None):
+    def __init__(self, config, n_replicas: int = 1, measure_flag=None):
         self.config = config
         self.n_replicas = int(n_replicas)
         # bool tf.Variable the host sets before a light step: measure the
         # weight and update norms of a big model at this step (see `pack`).
-        self.measure_weights = measure_weights
+        self.measure_flag = measure_flag
         # The last light trace measures them only when told (set by `pack`).
         self.sparse_norms = False
         self.layer_infos: tuple[LayerInfo, ...] | None = None
@@ -450,11 +450,11 @@ class Recorder:
             return out
 
         # A big model's light step measures weight and update norms only when
-        # the host says so (`measure_weights`): two passes over every weight
+        # the host says so (`measure_flag`): two passes over every weight
         # were ~5% of a ResNet-50 step. Gradient norms are measured always.
         sparse = (
             not heavy
-            and self.measure_weights is not None
+            and self.measure_flag is not None
             and present[1:].any()
             and sum(int(np.prod(v.shape)) for v in variables.values())
             >= SPARSE_NORMS_MIN_PARAMS
@@ -464,7 +464,7 @@ class Recorder:
         if sparse:
             every = [i for i, g in enumerate(seg) if g < n]
             some = [i for i, g in enumerate(seg) if g >= n]
-            flag = tf.convert_to_tensor(self.measure_weights)
+            flag = tf.convert_to_tensor(self.measure_flag)
             norms = tf.concat(
                 [
                     st.group_norms([sq[i] for i in every], [seg[i] for i in every], n),
