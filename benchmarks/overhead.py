@@ -105,6 +105,26 @@ OFF = dict(
 )
 
 
+def gt_run(config, logdir):
+    """`run(model, x, y, bs, cb)`: one epoch of gradtrace.fit."""
+
+    def run(model, x, y, bs, cb):
+        gradtrace.fit(
+            model,
+            x,
+            y,
+            batch_size=bs,
+            epochs=1,
+            verbose=0,
+            shuffle=False,
+            callbacks=[cb],
+            config=config,
+            logdir=logdir,
+        )
+
+    return run
+
+
 def make_variants(tmp):
     def run_keras(model, x, y, bs, cb):
         model.fit(
@@ -119,22 +139,7 @@ def make_variants(tmp):
             x, y, batch_size=bs, epochs=1, verbose=0, shuffle=False, callbacks=[cb, tb]
         )
 
-    def gt(config, logdir):
-        def run(model, x, y, bs, cb):
-            gradtrace.fit(
-                model,
-                x,
-                y,
-                batch_size=bs,
-                epochs=1,
-                verbose=0,
-                shuffle=False,
-                callbacks=[cb],
-                config=config,
-                logdir=logdir,
-            )
-
-        return run
+    gt = gt_run
 
     return {
         "keras": run_keras,

@@ -14,11 +14,16 @@ Per model:
                of step 2 (gradtrace compiles its heavy variant for step 1, its
                light one for step 2): model.fit, gradtrace.fit (default Config,
                logdir set) and gradtrace.fit with Config(histograms=False)
-  steady       one model trains with model.fit and with gradtrace.fit (default
-               Config, logdir set) in turn (A B, B A, ...), `--steps` steps per
-               epoch; a variant's figure is its mean step time from the 4th
-               step to the end (heavy histogram steps included); the ratio is
-               the median of the per-round ratios
+  steady       one model trains with model.fit, gradtrace.fit (default Config,
+               logdir set) and the control in turn (the order rotates each
+               round), `--steps` steps per epoch; a variant's figure is its
+               mean step time from the 4th step to the end (heavy histogram
+               steps included); the ratio is the median (and quartiles) of
+               the per-round ratios to model.fit. The control is
+               gradtrace.fit with every probe off: the same graph as
+               model.fit, so its ratio shows what noise alone reads as
+               overhead on this machine, and gradtrace.fit / control is
+               the probes' own cost
   log          tags in LOGDIR/train, and bytes the logdir grew per step over
                the steady rounds
   memory       the process's resident memory before and after the steady rounds
@@ -48,7 +53,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import gradtrace  # noqa: E402
-from benchmarks.overhead import _Clock  # noqa: E402
+from benchmarks.overhead import _Clock, gt_run  # noqa: E402
 
 
 def resnet50():
@@ -144,41 +149,56 @@ def first_calls(name, tmp) -> dict:
     return out
 
 
+# The control: gradtrace.fit with every probe off compiles the very graph
+# model.fit runs (checked: same ops), so its ratio to model.fit is what this
+# machine's noise alone makes of "overhead".
+CONTROL = gradtrace.Config(
+    console=False,
+    gradients=False,
+    weights=False,
+    updates=False,
+    activations=False,
+    histograms=False,
+)
+
+
+def _quartiles(v):
+    q = statistics.quantiles(v, n=4) if len(v) >= 2 else [v[0]] * 3
+    return q[0], statistics.median(v), q[2]
+
+
 def steady(name, rounds, steps, tmp) -> dict:
     build, bs = MODELS[name]
     x, y = _data(name, bs * steps)
     keras.backend.clear_session()
     model = build()
     logdir = os.path.join(tmp, f"{name}-steady")
-    cfg = gradtrace.Config(console=False)
 
     def keras_fit(xs, ys, cb):
         model.fit(
             xs, ys, batch_size=bs, epochs=1, verbose=0, shuffle=False, callbacks=[cb]
         )
 
-    def gt_fit(xs, ys, cb):
-        gradtrace.fit(
-            model,
-            xs,
-            ys,
-            batch_size=bs,
-            epochs=1,
-            verbose=0,
-            shuffle=False,
-            callbacks=[cb],
-            config=cfg,
-            logdir=logdir,
-        )
+    def gt(cfg, where):
+        run = gt_run(cfg, where)
+        return lambda xs, ys, cb: run(model, xs, ys, bs, cb)
 
-    variants = {"model.fit": keras_fit, "gradtrace.fit": gt_fit}
+    variants = {
+        "model.fit": keras_fit,
+        "gradtrace.fit": gt(gradtrace.Config(console=False), logdir),
+        "control": gt(CONTROL, os.path.join(tmp, f"{name}-control")),
+    }
     for run in variants.values():  # warm-up: compile (both gradtrace variants)
         run(x[: bs * 4], y[: bs * 4], _Clock())
     rss0, bytes0 = _rss_mb(), _dir_bytes(logdir)
+    names = list(variants)
     per = {v: [] for v in variants}
     gt_steps = 0
     for r in range(rounds):
-        order = list(variants) if r % 2 == 0 else list(variants)[::-1]
+        k = r % len(names)  # each variant first, middle and last in turn
+        order = names[k:] + names[:k]
+        if r // len(names) % 2:
+            order.reverse()
         for v in order:
             cb = _Clock()
             variants[v](x, y, cb)
@@ -189,11 +209,16 @@ def steady(name, rounds, steps, tmp) -> dict:
     from gradtrace import report
 
     scalars, _ = report._read_scalars(os.path.join(logdir, "train"), [])
-    ratios = [g / k for g, k in zip(per["gradtrace.fit"], per["model.fit"])]
+
+    def ratios(v, base="model.fit"):
+        return [a / b for a, b in zip(per[v], per[base])]
+
     return {
         "ms": {v: statistics.median(t) for v, t in per.items()},
         "rounds": per,
-        "ratio": statistics.median(ratios),
+        "ratio": _quartiles(ratios("gradtrace.fit")),
+        "control": _quartiles(ratios("control")),
+        "probes": _quartiles(ratios("gradtrace.fit", "control")),
         "tags": len(scalars),
         "bytes_per_step": grew / max(gt_steps, 1),
         "rss_mb": (rss0, _rss_mb()),
@@ -375,10 +400,16 @@ def main(argv=None) -> int:
             f"{v}: " + " ".join(f"{t:.0f}" for t in ts)
             for v, ts in st["rounds"].items()
         )
+        lo, mid, hi = st["ratio"]
+        clo, cmid, chi = st["control"]
+        plo, pmid, phi = st["probes"]
         print(
             f"steady      model.fit {st['ms']['model.fit']:.1f} ms/step, gradtrace.fit "
-            f"{st['ms']['gradtrace.fit']:.1f} ms/step: {st['ratio']:.3f}x "
-            f"(median of {a.rounds} paired rounds of {a.steps} steps; rounds ms {rounds})"
+            f"{st['ms']['gradtrace.fit']:.1f} ms/step: {mid:.3f}x (quartiles "
+            f"{lo:.3f}-{hi:.3f}); control (probes off, model.fit's graph) "
+            f"{cmid:.3f}x ({clo:.3f}-{chi:.3f}); gradtrace.fit / control "
+            f"{pmid:.3f}x ({plo:.3f}-{phi:.3f}); {a.rounds} rounds of {a.steps} "
+            f"steps; rounds ms {rounds}"
         )
         print(
             f"log         {st['tags']} scalar tags; {st['bytes_per_step'] / 1024:.1f} kB per step"
