@@ -139,17 +139,15 @@ def make_variants(tmp):
             x, y, batch_size=bs, epochs=1, verbose=0, shuffle=False, callbacks=[cb, tb]
         )
 
-    gt = gt_run
-
     return {
         "keras": run_keras,
         "keras_tb": run_keras_tb,
-        "gt_off": gt(gradtrace.Config(**OFF, timing=False, console=False), None),
-        "gt_timing": gt(gradtrace.Config(**OFF, timing=True, console=False), None),
-        "gt_default": gt(
+        "gt_off": gt_run(gradtrace.Config(**OFF, timing=False, console=False), None),
+        "gt_timing": gt_run(gradtrace.Config(**OFF, timing=True, console=False), None),
+        "gt_default": gt_run(
             gradtrace.Config(console=False), os.path.join(tmp, "gt_default")
         ),
-        "gt_all": gt(
+        "gt_all": gt_run(
             gradtrace.Config(histogram_every=1, console=False),
             os.path.join(tmp, "gt_all"),
         ),
